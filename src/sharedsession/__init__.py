@@ -1,0 +1,42 @@
+"""sharedsession: server-side web sessions in Redis, shared by every replica of an app.
+
+Framework adapters live in ``sharedsession.flask`` and ``sharedsession.asgi``;
+this package imports neither framework.
+"""
+
+from __future__ import annotations
+
+from sharedsession._core.admin import SessionInfo
+from sharedsession._core.cookies import ExpireCookie, SetCookie
+from sharedsession._core.plan import SaveResult
+from sharedsession._core.record import Client
+from sharedsession.config import SessionConfig
+from sharedsession.errors import (
+    SessionDataError,
+    SessionError,
+    SessionTooLargeError,
+    StoreUnavailableError,
+    UnserializableValueError,
+)
+from sharedsession.session import Session
+from sharedsession.store import AsyncSessionStore, SessionStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncSessionStore",
+    "Client",
+    "ExpireCookie",
+    "SaveResult",
+    "Session",
+    "SessionConfig",
+    "SessionDataError",
+    "SessionError",
+    "SessionInfo",
+    "SessionStore",
+    "SessionTooLargeError",
+    "SetCookie",
+    "StoreUnavailableError",
+    "UnserializableValueError",
+    "__version__",
+]

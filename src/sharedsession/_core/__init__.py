@@ -1,0 +1,1 @@
+"""Framework-independent internals of sharedsession."""

@@ -1,0 +1,343 @@
+"""SessionCore: decides what to read and write; never talks to Redis.
+
+Each request step is a generator (sans-I/O): it yields batches of operations,
+receives their replies, and returns its result. A batch is one round trip.
+The sync and asyncio runners in ``_redis.py`` drive the same generators, so
+the logic exists once::
+
+    session = runner.drive(core.load(cookie_value, client))   # 0 or 1 round trip
+    result = runner.drive(core.save(session))                 # 0, 1, rarely 2
+
+Every operation names exactly one key (see ``keys.py`` on Redis Cluster).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal, TypeVar
+
+from sharedsession._core import binding, codec
+from sharedsession._core import keys as k
+from sharedsession._core.cookies import CookieAction, ExpireCookie, SetCookie
+from sharedsession._core.expiry import Expiry
+from sharedsession._core.record import Client, Record, State
+from sharedsession._core.scripts import INDEX_ADD, LOAD, RETIRE, UPDATE, LuaScript
+from sharedsession._core.signing import CookieSigner, new_sid
+from sharedsession.config import SessionConfig
+from sharedsession.session import Session
+
+log = logging.getLogger("sharedsession")
+
+Arg = str | bytes | int
+
+
+@dataclass(frozen=True)
+class Command:
+    """A plain Redis command, e.g. ``Command(("DEL", key))``."""
+
+    args: tuple[Arg, ...]
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script run on one key (EVALSHA, falling back to EVAL)."""
+
+    script: LuaScript
+    key: str
+    args: tuple[Arg, ...]
+
+
+Op = Command | Script
+Batch = tuple[Op, ...]
+Replies = Sequence[object]
+T = TypeVar("T")
+Steps = Generator[Batch, Replies, T]
+
+Outcome = Literal["unchanged", "created", "updated", "renewed", "regenerated", "destroyed", "gone"]
+
+# How long a regenerated sid's tombstone stays (see scripts.RETIRE).
+TOMBSTONE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """What a save did, and what the adapter must do with the cookie (None: nothing)."""
+
+    outcome: Outcome
+    cookie: CookieAction | None = None
+
+
+class SessionCore:
+    """All the decisions of loading and saving sessions, for one SessionConfig."""
+
+    def __init__(self, config: SessionConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.keys = k.KeySpace(config.key_prefix)
+        self.expiry = Expiry.of(config.idle_timeout, config.absolute_timeout)
+        self.signer = CookieSigner(config.secret_keys, clock)
+        self._clock = clock
+        self._max_cookie_age = self.expiry.max_cookie_age_seconds()
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # -- the client -------------------------------------------------------
+
+    def client(
+        self,
+        peer: str | None = None,
+        forwarded_for: str | Sequence[str] | None = None,
+        user_agent: str | None = None,
+    ) -> Client:
+        """Resolve the client of a request: its address (trusted proxies only) and fingerprint."""
+        config = self.config
+        ip = binding.client_ip(peer, forwarded_for, config.trusted_networks)
+        if config.bind_ip == "off" and not config.bind_user_agent:
+            return Client(ip, user_agent)
+        fp = binding.fingerprint(
+            ip, user_agent, bind_ip=config.bind_ip, bind_user_agent=config.bind_user_agent
+        )
+        return Client(ip, user_agent, fp)
+
+    # -- load -------------------------------------------------------------
+
+    def load(self, cookie_value: str | None, client: Client) -> Steps[Session]:
+        """Load the session a cookie names. No cookie, or one not ours: no round trip."""
+        parsed = self.signer.unsign(cookie_value, self._max_cookie_age) if cookie_value else None
+        if parsed is None:
+            if cookie_value:
+                log.debug("session cookie refused: bad signature, malformed or too old")
+            return self._fresh(client, had_cookie=cookie_value is not None)
+        sid, issued_s = parsed
+        handle = k.handle_of(sid)
+        idle_ms = self.expiry.idle_ms
+        (reply,) = yield (
+            Script(LOAD, self.keys.session(handle), (self.now_ms(), idle_ms, client.fingerprint)),
+        )
+        found = self._decode(sid, handle, issued_s, reply, client)
+        if found is None:
+            return self._fresh(client, had_cookie=True)
+        record, data = found
+        return Session(data, max_size=self.config.max_size, record=record, client=client)
+
+    def _fresh(self, client: Client, *, had_cookie: bool) -> Session:
+        return Session(max_size=self.config.max_size, client=client, had_cookie=had_cookie)
+
+    def _decode(
+        self, sid: str, handle: str, issued_s: int, reply: object, client: Client
+    ) -> tuple[Record, dict[str, object]] | None:
+        stored = _pairs(reply)
+        if not stored:
+            log.debug("session %s: not found (expired, destroyed or revoked)", handle)
+            return None
+        meta: dict[str, str] = {}
+        fields: dict[str, bytes] = {}
+        for name, raw in stored.items():
+            key = k.key_of(name)
+            if key is None:
+                meta[name] = raw.decode("utf-8", "replace")
+            else:
+                fields[key] = raw
+        if k.VERSION not in meta:
+            if k.MOVED in meta:
+                log.debug("session %s: regenerated, the old sid is dead", handle)
+            else:
+                log.warning("session %s: stored data is not a session of ours; starting anew", handle)
+            return None
+        if meta[k.VERSION] != k.FORMAT_VERSION:
+            log.warning("session %s: unknown format version %r; starting anew", handle, meta[k.VERSION])
+            return None
+        if meta.get(k.FINGERPRINT, "") != client.fingerprint:
+            log.debug("session %s: client fingerprint differs (binding); starting anew", handle)
+            return None
+        try:
+            created_ms = int(meta[k.CREATED])
+            cap_ms = int(meta[k.CAP]) if k.CAP in meta else None
+            data = {key: codec.decode(raw) for key, raw in fields.items()}
+        except (KeyError, ValueError) as exc:
+            log.warning("session %s: stored data cannot be decoded (%s); starting anew", handle, exc)
+            return None
+        record = Record(
+            sid=sid,
+            handle=handle,
+            created_ms=created_ms,
+            cap_ms=cap_ms,
+            user_id=meta.get(k.USER),
+            fields=fields,
+            fingerprint=client.fingerprint,
+            client_ip=meta.get(k.CLIENT_IP),
+            user_agent=meta.get(k.USER_AGENT),
+            cookie_issued_s=issued_s,
+        )
+        return record, data
+
+    # -- save -------------------------------------------------------------
+
+    def save(self, session: Session) -> Steps[SaveResult]:
+        """Write what changed. Raises SessionDataError (before any I/O) for unstorable data."""
+        state = session._state
+        if state is State.LOADED:
+            return (yield from self._update(session))
+        if state is State.REGENERATED:
+            return (yield from self._regenerate(session))
+        fields = session._stored_fields()
+        record = session._record
+        if state is State.DESTROYED and record is not None:
+            drop: Batch = (Command(("DEL", self.keys.session(record.handle))),)
+            if record.user_id is not None:
+                drop += (Command(("ZREM", self.keys.user(record.user_id), record.handle)),)
+        else:
+            drop = ()
+        if not fields and session._user_id is None:
+            if drop:
+                yield drop
+            session._adopt(None, State.NEW)
+            if state is State.DESTROYED and (record is not None or session._had_cookie):
+                return SaveResult("destroyed", ExpireCookie())
+            return SaveResult("unchanged")
+        # A new session (maybe after destroy(): a message for the logged-out user).
+        now = self.now_ms()
+        created = self._new_record(session, fields, now, created_ms=now, like=None)
+        yield drop + self._create_ops(created, now)
+        session._adopt(created, State.LOADED)
+        return SaveResult("created", self._set_cookie(created, now))
+
+    def _update(self, session: Session) -> Steps[SaveResult]:
+        record = session._record
+        assert record is not None  # LOADED implies a record
+        now = self.now_ms()
+        fields = session._stored_fields()
+        changed = {key: raw for key, raw in fields.items() if record.fields.get(key) != raw}
+        removed = [key for key in record.fields if key not in fields]
+        user = session._user_id
+        relinked = user != record.user_id
+        linked = user is not None
+        renew = self.expiry.renewal_due(now, record.cookie_issued_s, record.created_ms, record.cap_ms, linked)
+        sets: list[Arg] = [arg for key, raw in changed.items() for arg in (k.field_of(key), raw)]
+        dels: list[Arg] = [k.field_of(key) for key in removed]
+        index: Batch = ()
+        cap = record.cap_ms
+        if relinked or (renew and linked):
+            horizon = self.expiry.horizon_ms(now, record.created_ms) if linked else None
+            cap = self.expiry.cap_ms(record.created_ms, horizon)
+            if cap is None:
+                dels.append(k.CAP)
+            else:
+                sets += [k.CAP, cap]
+            if relinked:
+                if user is None:
+                    dels.append(k.USER)
+                else:
+                    sets += [k.USER, user]
+                if record.user_id is not None:
+                    index += (Command(("ZREM", self.keys.user(record.user_id), record.handle)),)
+            if user is not None and cap is not None:
+                index += (Script(INDEX_ADD, self.keys.user(user), (now, record.handle, cap)),)
+        if not sets and not dels:
+            if renew:
+                session._adopt(replace(record, cookie_issued_s=now // 1000), State.LOADED)
+                return SaveResult("renewed", self._set_cookie(record, now))
+            session._modified = False
+            return SaveResult("unchanged")
+        key = self.keys.session(record.handle)
+        update = Script(UPDATE, key, (now, self.expiry.idle_ms, len(sets) // 2, *sets, *dels))
+        replies = yield (update, *index)
+        if replies[0] != 1:
+            # Destroyed, revoked, regenerated or expired since we loaded it: never revive it.
+            log.debug("session %s: gone before this request saved; changes dropped", record.handle)
+            if user is not None and relinked:
+                yield (Command(("ZREM", self.keys.user(user), record.handle)),)
+            return SaveResult("gone")
+        issued = now // 1000 if renew else record.cookie_issued_s
+        saved = replace(record, fields=fields, user_id=user, cap_ms=cap, cookie_issued_s=issued)
+        session._adopt(saved, State.LOADED)
+        return SaveResult("renewed" if renew else "updated", self._set_cookie(saved, now) if renew else None)
+
+    def _regenerate(self, session: Session) -> Steps[SaveResult]:
+        old = session._record
+        assert old is not None  # REGENERATED implies a record
+        now = self.now_ms()
+        fields = session._stored_fields()
+        new = self._new_record(session, fields, now, created_ms=old.created_ms, like=old)
+        retire = Script(RETIRE, self.keys.session(old.handle), (new.handle, TOMBSTONE_MS))
+        unlink: Batch = ()
+        if old.user_id is not None:
+            unlink = (Command(("ZREM", self.keys.user(old.user_id), old.handle)),)
+        replies = yield (retire, *unlink, *self._create_ops(new, now))
+        if replies[0] != 1:
+            # Another request destroyed or regenerated it first: undo our copy.
+            log.debug("session %s: gone before regenerate() saved; not revived", old.handle)
+            undo: Batch = (Command(("DEL", self.keys.session(new.handle))),)
+            if new.user_id is not None:
+                undo += (Command(("ZREM", self.keys.user(new.user_id), new.handle)),)
+            yield undo
+            return SaveResult("gone")
+        session._adopt(new, State.LOADED)
+        return SaveResult("regenerated", self._set_cookie(new, now))
+
+    def _new_record(
+        self,
+        session: Session,
+        fields: dict[str, bytes],
+        now: int,
+        *,
+        created_ms: int,
+        like: Record | None,
+    ) -> Record:
+        sid = new_sid()
+        user = session._user_id
+        horizon = self.expiry.horizon_ms(now, created_ms) if user is not None else None
+        client = session._client
+        bind_ip = self.config.bind_ip != "off"
+        bind_ua = self.config.bind_user_agent
+        return Record(
+            sid=sid,
+            handle=k.handle_of(sid),
+            created_ms=created_ms,
+            cap_ms=self.expiry.cap_ms(created_ms, horizon),
+            user_id=user,
+            fields=fields,
+            fingerprint=like.fingerprint if like else client.fingerprint,
+            client_ip=(like.client_ip if like else client.ip) if bind_ip else None,
+            user_agent=(like.user_agent if like else client.user_agent) if bind_ua else None,
+            cookie_issued_s=now // 1000,
+        )
+
+    def _create_ops(self, record: Record, now: int) -> Batch:
+        key = self.keys.session(record.handle)
+        pairs: list[Arg] = [k.VERSION, k.FORMAT_VERSION, k.CREATED, record.created_ms]
+        optional = (
+            (k.CAP, record.cap_ms),
+            (k.USER, record.user_id),
+            (k.FINGERPRINT, record.fingerprint or None),
+            (k.CLIENT_IP, record.client_ip),
+            (k.USER_AGENT, record.user_agent),
+        )
+        pairs += [arg for name, value in optional if value is not None for arg in (name, value)]
+        pairs += [arg for key_, raw in record.fields.items() for arg in (k.field_of(key_), raw)]
+        ops: Batch = (
+            Command(("HSET", key, *pairs)),
+            Command(("PEXPIREAT", key, self.expiry.ttl_deadline_ms(now, record.cap_ms))),
+        )
+        if record.user_id is not None and record.cap_ms is not None:
+            user_key = self.keys.user(record.user_id)
+            ops += (Script(INDEX_ADD, user_key, (now, record.handle, record.cap_ms)),)
+        return ops
+
+    def _set_cookie(self, record: Record, now: int) -> SetCookie:
+        max_age = self.expiry.cookie_max_age_seconds(now, record.created_ms)
+        return SetCookie(self.signer.sign(record.sid), max_age)
+
+
+def _pairs(reply: object) -> dict[str, bytes]:
+    """Narrow an HGETALL-style flat reply (bytes or str items) to field -> bytes."""
+    if not isinstance(reply, list | tuple) or len(reply) % 2:
+        return {}
+    items = [item.encode() if isinstance(item, str) else item for item in reply]
+    if not all(isinstance(item, bytes) for item in items):
+        return {}
+    it = iter(items)
+    return {name.decode("utf-8", "replace"): value for name, value in zip(it, it, strict=True)}

@@ -1,0 +1,68 @@
+"""New sids, and the signed cookie value that carries one.
+
+The cookie value is ``<sid>.<timestamp>.<signature>`` made by itsdangerous'
+``TimestampSigner`` (HMAC-SHA256). A cookie that is missing, garbage, signed
+with an unknown key or older than any live session could be is rejected here,
+before Redis is asked anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from itsdangerous import BadSignature, TimestampSigner
+
+SID_BYTES = 32  # 256 bits from the OS's CSPRNG
+_SID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
+_SALT = "sharedsession.cookie"
+# Larger than any real cookie value; refuse to run HMAC over huge headers.
+_MAX_COOKIE_LENGTH = 512
+
+
+def new_sid() -> str:
+    return secrets.token_urlsafe(SID_BYTES)
+
+
+class _ClockSigner(TimestampSigner):
+    """A TimestampSigner that reads the core's clock, so tests can move time."""
+
+    def __init__(self, keys: list[bytes], clock: Callable[[], float]) -> None:
+        super().__init__(keys, salt=_SALT, key_derivation="hmac", digest_method=hashlib.sha256)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self._clock())
+
+
+class CookieSigner:
+    """Turn a sid into a cookie value and back."""
+
+    def __init__(self, secret_keys: Sequence[str | bytes], clock: Callable[[], float]) -> None:
+        # Our config lists keys newest first; itsdangerous wants oldest first
+        # and signs with the last one.
+        keys = [key.encode() if isinstance(key, str) else key for key in reversed(secret_keys)]
+        self._signer = _ClockSigner(keys, clock)
+
+    def sign(self, sid: str) -> str:
+        return self._signer.sign(sid).decode("ascii")
+
+    def unsign(self, value: str, max_age_seconds: int) -> tuple[str, int] | None:
+        """Return ``(sid, issued_at_seconds)``, or None if the value is not a live cookie of ours."""
+        if not value or len(value) > _MAX_COOKIE_LENGTH or not value.isascii():
+            return None
+        try:
+            raw, issued = self._signer.unsign(value, max_age=max_age_seconds, return_timestamp=True)
+        except BadSignature:
+            return None
+        sid = raw.decode("ascii")
+        if not _SID.match(sid):
+            return None
+        return sid, _seconds(issued)
+
+
+def _seconds(moment: datetime) -> int:
+    return int(moment.timestamp())

@@ -1,0 +1,205 @@
+"""Run the core's batches on Redis: one pipeline per batch, sync or asyncio.
+
+Both runners share everything but the ``await``: queueing onto a redis-py
+pipeline is synchronous in both clients, and the step generators of
+``_core`` decide what to send. A batch goes out as a non-transactional
+pipeline (one round trip on one server; on a Cluster, one per node touched).
+
+Scripts run by EVALSHA; a server that does not know a script yet answers
+NOSCRIPT, and only those operations are sent again as EVAL, which also
+caches the script on that server (works the same on every Cluster node).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+import redis
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    NoScriptError,
+    ReadOnlyError,
+    RedisClusterException,
+    TryAgainError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
+)
+
+from sharedsession._core.plan import Batch, Command, Replies, Steps
+from sharedsession.config import SessionConfig
+from sharedsession.errors import StoreUnavailableError
+
+T = TypeVar("T")
+
+# Errors that mean "Redis cannot serve us now" (down, slow, failing over),
+# as opposed to a bug in what we sent.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,  # includes BusyLoading, MasterNotFound, MaxConnections
+    RedisTimeoutError,
+    ReadOnlyError,  # a replica that used to be the master, mid-failover
+    TryAgainError,
+    RedisClusterException,  # includes ClusterDown, cluster unreachable
+)
+
+
+class SyncPipeline(Protocol):
+    def execute_command(self, *args: Any, **options: Any) -> Any: ...
+    def execute(self, raise_on_error: bool = ...) -> list[Any]: ...
+
+
+class AsyncPipeline(Protocol):
+    def execute_command(self, *args: Any, **options: Any) -> Any: ...
+    async def execute(self, raise_on_error: bool = ...) -> list[Any]: ...
+
+
+class SyncClient(Protocol):
+    def pipeline(self, transaction: bool = ...) -> Any: ...
+
+
+class AsyncClient(Protocol):
+    def pipeline(self, transaction: bool = ...) -> Any: ...
+
+
+def _enqueue(pipe: SyncPipeline | AsyncPipeline, batch: Batch, *, by_source: bool) -> None:
+    for op in batch:
+        if isinstance(op, Command):
+            pipe.execute_command(*op.args)
+        elif by_source:
+            pipe.execute_command("EVAL", op.script.source, 1, op.key, *op.args)
+        else:
+            pipe.execute_command("EVALSHA", op.script.sha, 1, op.key, *op.args)
+
+
+def _missing_scripts(replies: Sequence[object]) -> list[int]:
+    return [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+
+
+def _settle(replies: list[object]) -> list[object]:
+    """Raise the first error among the replies (unavailable: StoreUnavailableError)."""
+    for reply in replies:
+        if isinstance(reply, UNAVAILABLE):
+            raise StoreUnavailableError(f"Redis is unavailable: {reply}") from reply
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _unavailable(exc: Exception) -> StoreUnavailableError:
+    return StoreUnavailableError(f"Redis is unavailable: {type(exc).__name__}: {exc}")
+
+
+class SyncRunner:
+    """Runs batches and drives step generators on a synchronous redis-py client."""
+
+    def __init__(self, client: SyncClient) -> None:
+        self.client = client
+
+    def run(self, batch: Batch) -> list[object]:
+        try:
+            replies = self._send(batch, by_source=False)
+            missing = _missing_scripts(replies)
+            if missing:
+                again = self._send(tuple(batch[i] for i in missing), by_source=True)
+                for i, reply in zip(missing, again, strict=True):
+                    replies[i] = reply
+        except UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        return _settle(replies)
+
+    def drive(self, steps: Steps[T]) -> T:
+        replies: Replies | None = None
+        try:
+            while True:
+                batch = steps.send(replies)  # type: ignore[arg-type]  # None primes it
+                replies = self.run(batch)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def _send(self, batch: Batch, *, by_source: bool) -> list[object]:
+        pipe: SyncPipeline = self.client.pipeline(transaction=False)
+        _enqueue(pipe, batch, by_source=by_source)
+        return pipe.execute(raise_on_error=False)
+
+
+class AsyncRunner:
+    """The asyncio twin of SyncRunner: the same steps, awaited."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    async def run(self, batch: Batch) -> list[object]:
+        try:
+            replies = await self._send(batch, by_source=False)
+            missing = _missing_scripts(replies)
+            if missing:
+                again = await self._send(tuple(batch[i] for i in missing), by_source=True)
+                for i, reply in zip(missing, again, strict=True):
+                    replies[i] = reply
+        except UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        return _settle(replies)
+
+    async def drive(self, steps: Steps[T]) -> T:
+        replies: Replies | None = None
+        try:
+            while True:
+                batch = steps.send(replies)  # type: ignore[arg-type]  # None primes it
+                replies = await self.run(batch)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def _send(self, batch: Batch, *, by_source: bool) -> list[object]:
+        pipe: AsyncPipeline = self.client.pipeline(transaction=False)
+        _enqueue(pipe, batch, by_source=by_source)
+        return await pipe.execute(raise_on_error=False)
+
+
+def is_async_client(client: object) -> bool:
+    return inspect.iscoroutinefunction(getattr(client, "execute_command", None))
+
+
+def sync_client(config: SessionConfig) -> SyncClient:
+    """The client of ``config.redis``, or one built from ``redis_url`` with short timeouts."""
+    if config.redis is not None:
+        if is_async_client(config.redis) or not hasattr(config.redis, "pipeline"):
+            raise TypeError(
+                "SessionConfig.redis must be a synchronous redis-py client here "
+                f"(redis.Redis, RedisCluster, Sentinel.master_for(...)); got {type(config.redis)!r}"
+            )
+        return config.redis  # checked above
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        config.redis_url,
+        socket_connect_timeout=config.redis_timeout,
+        socket_timeout=config.redis_timeout,
+        # One immediate retry heals a pooled connection that Redis closed
+        # (restart, idle timeout); more would stretch an outage into a hang.
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+def async_client(config: SessionConfig) -> AsyncClient:
+    """The asyncio twin of :func:`sync_client`."""
+    if config.redis is not None:
+        if not is_async_client(config.redis) or not hasattr(config.redis, "pipeline"):
+            raise TypeError(
+                "SessionConfig.redis must be a redis.asyncio client here "
+                f"(redis.asyncio.Redis, RedisCluster, Sentinel.master_for(...)); got {type(config.redis)!r}"
+            )
+        return config.redis  # checked above
+    from redis.asyncio.retry import Retry
+
+    return redis.asyncio.Redis.from_url(
+        config.redis_url,
+        socket_connect_timeout=config.redis_timeout,
+        socket_timeout=config.redis_timeout,
+        retry=Retry(NoBackoff(), 1),
+    )

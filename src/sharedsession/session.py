@@ -1,0 +1,271 @@
+"""Session: the mapping views see as ``session`` / ``request.session``."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sharedsession._core import codec
+from sharedsession._core.keys import field_of
+from sharedsession._core.record import Client, Record, State
+from sharedsession.errors import SessionError, SessionTooLargeError, UnserializableValueError
+
+__all__ = ["Session"]
+
+_MISSING: Any = object()
+
+# Values of these types cannot change in place: their encoding made at
+# assignment (or load) stays valid, so a save need not encode them again.
+_IMMUTABLE = frozenset(
+    {str, int, float, bool, type(None), bytes, datetime.datetime, datetime.date, uuid.UUID, decimal.Decimal}
+)
+
+
+class Session(dict[str, Any]):
+    """A dict of str to storable values, with a server-side life.
+
+    Every mutator encodes the value at once: an unstorable value, or one that
+    would take the session over ``max_size`` bytes, raises
+    :class:`~sharedsession.SessionDataError` at the assignment and leaves the
+    session unchanged. In-place edits of nested values (``session["cart"].append(x)``)
+    are found at save, by encoding mutable values again.
+
+    Besides the mapping: :meth:`regenerate` (on login), :meth:`destroy` (on
+    logout), :attr:`user_id` (lists the session under a user, for "log out
+    everywhere"), and the flags adapters need (:attr:`new`, :attr:`modified`).
+    Sessions are made by the store; views only use them.
+    """
+
+    __slots__ = (
+        "_client",
+        "_encoded",
+        "_had_cookie",
+        "_max_size",
+        "_modified",
+        "_record",
+        "_sizes",
+        "_state",
+        "_total",
+        "_user_id",
+    )
+    _client: Client
+    _encoded: dict[str, bytes]
+    _had_cookie: bool
+    _max_size: int
+    _modified: bool
+    _record: Record | None
+    _sizes: dict[str, int]
+    _state: State
+    _total: int
+    _user_id: str | None
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        max_size: int = 64 * 1024,
+        record: Record | None = None,
+        client: Client | None = None,
+        had_cookie: bool = False,
+    ) -> None:
+        super().__init__()
+        self._max_size = max_size
+        self._client = client or Client()
+        self._had_cookie = had_cookie
+        self._encoded: dict[str, bytes] = {}
+        self._sizes: dict[str, int] = {}
+        self._total = 0
+        self._adopt(record, State.LOADED if record else State.NEW)
+        if record is not None and data is not None:
+            # Decoded by the store from record.fields: known good, already sized.
+            dict.update(self, data)
+            for key, raw in record.fields.items():
+                self._account(key, raw)
+        elif data is not None:
+            self.update(data)
+
+    # -- lifecycle --------------------------------------------------------
+
+    @property
+    def new(self) -> bool:
+        """True until the session has been stored (no cookie of a live session came in)."""
+        return self._record is None
+
+    @property
+    def modified(self) -> bool:
+        """True once anything was assigned, deleted, regenerated, destroyed or linked.
+
+        In-place edits of nested values are not seen here, only at save.
+        """
+        return self._modified
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def handle(self) -> str | None:
+        """The stored session's handle (as listed by ``sessions_of``), or None if not stored."""
+        return self._record.handle if self._record else None
+
+    @property
+    def user_id(self) -> str | None:
+        """The user this session is linked to, for listing and revoking a user's sessions.
+
+        Set it on login (after :meth:`regenerate`); set it to None to unlink.
+        """
+        return self._user_id
+
+    @user_id.setter
+    def user_id(self, value: str | None) -> None:
+        if value is not None and (not isinstance(value, str) or not value or len(value) > 256):
+            raise TypeError("session.user_id must be a non-empty str of at most 256 chars, or None")
+        if value != self._user_id:
+            self._user_id = value
+            self._modified = True
+
+    def regenerate(self) -> None:
+        """Give the session a new sid at save, keeping its data; the old sid dies at once.
+
+        Call it on login and on any change of privilege (prevents session fixation).
+        """
+        if self._state is State.LOADED:
+            self._state = State.REGENERATED
+            self._modified = True
+
+    def destroy(self) -> None:
+        """Delete the session's data now and the stored session at save; the cookie is expired.
+
+        The session stays usable: anything stored afterwards (a "logged out"
+        message) goes into a brand-new session with a new sid.
+        """
+        dict.clear(self)
+        self._encoded.clear()
+        self._sizes.clear()
+        self._total = 0
+        self._user_id = None
+        self._state = State.DESTROYED
+        self._modified = True
+
+    # -- the mapping ------------------------------------------------------
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise UnserializableValueError(f"session keys must be str, got {type(key).__name__}: {key!r}")
+        try:
+            raw = codec.encode(value)
+        except UnserializableValueError as exc:
+            raise UnserializableValueError(f"session[{key!r}]: {exc}") from None
+        size = _size(key, raw)
+        total = self._total - self._sizes.get(key, 0) + size
+        if total > self._max_size:
+            raise SessionTooLargeError(
+                f"session[{key!r}]: storing {len(raw)} bytes would make the session "
+                f"{total} bytes, over max_size={self._max_size}"
+            )
+        dict.__setitem__(self, key, value)
+        self._encoded[key] = raw
+        self._sizes[key] = size
+        self._total = total
+        self._modified = True
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self, key)
+        self._forget(key)
+
+    def pop(self, key: str, default: Any = _MISSING) -> Any:
+        if key in self:
+            value = dict.pop(self, key)
+            self._forget(key)
+            return value
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self) -> tuple[str, Any]:
+        key, value = dict.popitem(self)
+        self._forget(key)
+        return key, value
+
+    def clear(self) -> None:
+        if self:
+            dict.clear(self)
+            self._encoded.clear()
+            self._sizes.clear()
+            self._total = 0
+            self._modified = True
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Like dict.update, all or nothing: a bad value leaves the session unchanged."""
+        items = dict(other, **kwargs)
+        before = (dict(self), dict(self._encoded), dict(self._sizes), self._total, self._modified)
+        try:
+            for key, value in items.items():
+                self[key] = value
+        except SessionError:
+            dict.clear(self)
+            dict.update(self, before[0])
+            self._encoded, self._sizes, self._total, self._modified = before[1:]
+            raise
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Session {self._state.value} {dict.__repr__(self)}>"
+
+    def __reduce__(self) -> Any:
+        # A Session is bound to one request; copying it out yields a plain dict.
+        return (dict, (dict(self),))
+
+    # -- for the store ----------------------------------------------------
+
+    def _adopt(self, record: Record | None, state: State) -> None:
+        self._record = record
+        self._state = state
+        self._user_id = record.user_id if record else None
+        self._modified = False
+
+    def _stored_fields(self) -> dict[str, bytes]:
+        """Encode what is to be stored now: app key -> bytes. Raises SessionDataError."""
+        fields: dict[str, bytes] = {}
+        total = 0
+        for key, value in dict.items(self):
+            raw = self._encoded.get(key)
+            if raw is None or type(value) not in _IMMUTABLE:
+                try:
+                    raw = codec.encode(value)
+                except UnserializableValueError as exc:
+                    raise UnserializableValueError(f"session[{key!r}]: {exc}") from None
+                self._account(key, raw)
+            fields[key] = raw
+            total += self._sizes[key]
+        if total > self._max_size:
+            raise SessionTooLargeError(
+                f"session data is {total} bytes after in-place edits, over max_size={self._max_size}"
+            )
+        return fields
+
+    def _account(self, key: str, raw: bytes) -> None:
+        size = _size(key, raw)
+        self._total += size - self._sizes.get(key, 0)
+        self._encoded[key] = raw
+        self._sizes[key] = size
+
+    def _forget(self, key: str) -> None:
+        self._encoded.pop(key, None)
+        self._total -= self._sizes.pop(key, 0)
+        self._modified = True
+
+
+def _size(key: str, raw: bytes) -> int:
+    return len(field_of(key).encode()) + len(raw)
