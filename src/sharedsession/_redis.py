@@ -12,8 +12,9 @@ caches the script on that server (works the same on every Cluster node).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 import redis
@@ -91,8 +92,13 @@ def _settle(replies: list[object]) -> list[object]:
     return replies
 
 
-def _unavailable(exc: Exception) -> StoreUnavailableError:
-    return StoreUnavailableError(f"Redis is unavailable: {type(exc).__name__}: {exc}")
+@contextlib.contextmanager
+def unavailable_as_error() -> Iterator[None]:
+    """Turn redis-py's "cannot serve now" errors into StoreUnavailableError (cause kept)."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"Redis is unavailable: {type(exc).__name__}: {exc}") from exc
 
 
 class SyncRunner:
@@ -102,15 +108,13 @@ class SyncRunner:
         self.client = client
 
     def run(self, batch: Batch) -> list[object]:
-        try:
+        with unavailable_as_error():
             replies = self._send(batch, by_source=False)
             missing = _missing_scripts(replies)
             if missing:
                 again = self._send(tuple(batch[i] for i in missing), by_source=True)
                 for i, reply in zip(missing, again, strict=True):
                     replies[i] = reply
-        except UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
         return _settle(replies)
 
     def drive(self, steps: Steps[T]) -> T:
@@ -135,15 +139,13 @@ class AsyncRunner:
         self.client = client
 
     async def run(self, batch: Batch) -> list[object]:
-        try:
+        with unavailable_as_error():
             replies = await self._send(batch, by_source=False)
             missing = _missing_scripts(replies)
             if missing:
                 again = await self._send(tuple(batch[i] for i in missing), by_source=True)
                 for i, reply in zip(missing, again, strict=True):
                     replies[i] = reply
-        except UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
         return _settle(replies)
 
     async def drive(self, steps: Steps[T]) -> T:

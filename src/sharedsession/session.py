@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sharedsession._core import codec
@@ -227,7 +227,15 @@ class Session(dict[str, Any]):
         # A Session is bound to one request; copying it out yields a plain dict.
         return (dict, (dict(self),))
 
-    # -- for the store ----------------------------------------------------
+    # -- for the store and the adapters ----------------------------------
+
+    def _become(self, other: Session) -> None:
+        """Take over ``other``'s contents and life (a lazy adapter session, once loaded)."""
+        dict.clear(self)
+        dict.update(self, other)
+        for name in Session.__slots__:
+            value = getattr(other, name)
+            setattr(self, name, dict(value) if isinstance(value, dict) else value)
 
     def _adopt(self, record: Record | None, state: State) -> None:
         self._record = record

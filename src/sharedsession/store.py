@@ -82,10 +82,11 @@ class SessionStore(_Base):
 
     def count(self) -> int:
         """How many sessions are alive (a SCAN over every master: O(number of keys))."""
-        keys = self.redis.scan_iter(match=self.core.keys.session_pattern, count=_SCAN_PAGE)
         total = 0
-        while page := list(islice(keys, _SCAN_PAGE)):
-            total += self.runner.drive(admin.count_sessions(page))
+        with _redis.unavailable_as_error():
+            keys = self.redis.scan_iter(match=self.core.keys.session_pattern, count=_SCAN_PAGE)
+            while page := list(islice(keys, _SCAN_PAGE)):
+                total += self.runner.drive(admin.count_sessions(page))
         return total
 
     def close(self) -> None:
@@ -139,11 +140,13 @@ class AsyncSessionStore(_Base):
     async def count(self) -> int:
         total = 0
         page: list[str | bytes] = []
-        async for key in self.redis.scan_iter(match=self.core.keys.session_pattern, count=_SCAN_PAGE):
-            page.append(key)
-            if len(page) == _SCAN_PAGE:
-                total += await self.runner.drive(admin.count_sessions(page))
-                page = []
+        with _redis.unavailable_as_error():
+            pattern = self.core.keys.session_pattern
+            async for key in self.redis.scan_iter(match=pattern, count=_SCAN_PAGE):
+                page.append(key)
+                if len(page) == _SCAN_PAGE:
+                    total += await self.runner.drive(admin.count_sessions(page))
+                    page = []
         return total + await self.runner.drive(admin.count_sessions(page))
 
     async def aclose(self) -> None:

@@ -33,7 +33,7 @@ CLIENT_IP = "#ip"  # address seen at creation, kept only when bind_ip is on
 USER_AGENT = "#ua"  # User-Agent seen at creation, kept only when bind_user_agent is on
 MOVED = "#moved"  # tombstone left by regenerate(): handle of the new session
 
-_HANDLE = re.compile(r"^[0-9a-f]{32}$")
+_HANDLE = re.compile(r"[0-9a-f]{32}")  # matched whole
 
 
 def handle_of(sid: str) -> str:
@@ -45,7 +45,7 @@ def handle_of(sid: str) -> str:
 
 
 def is_handle(value: object) -> bool:
-    return isinstance(value, str) and _HANDLE.match(value) is not None
+    return isinstance(value, str) and _HANDLE.fullmatch(value) is not None
 
 
 def field_of(key: str) -> str:

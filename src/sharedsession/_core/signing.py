@@ -17,7 +17,10 @@ from datetime import datetime
 from itsdangerous import BadSignature, TimestampSigner
 
 SID_BYTES = 32  # 256 bits from the OS's CSPRNG
-_SID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
+_SID = re.compile(r"[A-Za-z0-9_-]{43}")  # token_urlsafe(32), matched whole
+# Replicas' clocks differ a little: a cookie stamped a moment "in the future"
+# by a replica whose clock runs ahead is still ours.
+CLOCK_SKEW_SECONDS = 60
 _SALT = "sharedsession.cookie"
 # Larger than any real cookie value; refuse to run HMAC over huge headers.
 _MAX_COOKIE_LENGTH = 512
@@ -55,13 +58,15 @@ class CookieSigner:
         if not value or len(value) > _MAX_COOKIE_LENGTH or not value.isascii():
             return None
         try:
-            raw, issued = self._signer.unsign(value, max_age=max_age_seconds, return_timestamp=True)
+            raw, stamp = self._signer.unsign(value, return_timestamp=True)
         except BadSignature:
             return None
         sid = raw.decode("ascii")
-        if not _SID.match(sid):
+        issued = _seconds(stamp)
+        age = self._signer.get_timestamp() - issued
+        if not _SID.fullmatch(sid) or not -CLOCK_SKEW_SECONDS <= age <= max_age_seconds:
             return None
-        return sid, _seconds(issued)
+        return sid, issued
 
 
 def _seconds(moment: datetime) -> int:

@@ -1,0 +1,105 @@
+"""Redis down or silent: StoreUnavailableError, fast, never a hang."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from sharedsession import AsyncSessionStore, SessionConfig, SessionStore, StoreUnavailableError
+from tests.conftest import SECRET
+
+# Generous: the client's timeouts are 0.5 s; a hang would take forever.
+BOUND_SECONDS = 5.0
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port nothing listens on (connections are refused at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (in the backlog) and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        yield int(s.getsockname()[1])
+
+
+def config(port: int) -> SessionConfig:
+    return SessionConfig(secret_key=SECRET, redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout=0.5)
+
+
+def valid_cookie(store: SessionStore | AsyncSessionStore) -> str:
+    return store.core.signer.sign("A" * 43)
+
+
+@pytest.mark.parametrize("port_fixture", ["closed_port", "silent_port"])
+def test_sync_store_fails_fast(request: pytest.FixtureRequest, port_fixture: str) -> None:
+    store = SessionStore(config(request.getfixturevalue(port_fixture)))
+    try:
+        for call in (
+            lambda: store.load(valid_cookie(store)),
+            lambda: store.sessions_of("alice"),
+            lambda: store.revoke("0" * 32),
+            store.count,
+        ):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailableError) as info:
+                call()
+            assert time.monotonic() - started < BOUND_SECONDS
+            assert info.value.__cause__ is not None  # the redis-py error is kept
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("port_fixture", ["closed_port", "silent_port"])
+def test_async_store_fails_fast(request: pytest.FixtureRequest, port_fixture: str) -> None:
+    port = request.getfixturevalue(port_fixture)
+
+    async def main() -> None:
+        store = AsyncSessionStore(config(port))
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailableError):
+                await store.load(valid_cookie(store))
+            assert time.monotonic() - started < BOUND_SECONDS
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+def test_anonymous_requests_do_not_need_redis(closed_port: int) -> None:
+    store = SessionStore(config(closed_port))
+    session = store.load(None)
+    assert store.save(session).outcome == "unchanged"
+    assert store.load("forged.cookie.value").new
+    store.close()
+
+
+def test_a_save_fails_fast_too(closed_port: int) -> None:
+    store = SessionStore(config(closed_port))
+    session = store.load(None)
+    session["n"] = 1
+    with pytest.raises(StoreUnavailableError):
+        store.save(session)
+    store.close()
+
+
+def test_sync_store_refuses_an_async_client_and_vice_versa() -> None:
+    import fakeredis
+
+    with pytest.raises(TypeError, match="synchronous"):
+        SessionStore(SessionConfig(secret_key=SECRET, redis=fakeredis.FakeAsyncRedis()))
+    with pytest.raises(TypeError, match="asyncio"):
+        AsyncSessionStore(SessionConfig(secret_key=SECRET, redis=fakeredis.FakeRedis()))
+    with pytest.raises(TypeError, match="SessionConfig"):
+        SessionStore("redis://localhost")  # type: ignore[arg-type]
