@@ -248,3 +248,28 @@ def make_store(backend: Backend, mode: str, clock: FakeClock) -> Iterator[Callab
 @pytest.fixture
 def store(make_store: Callable[..., Harness]) -> Harness:
     return make_store()
+
+
+# -- a Redis that other processes can reach ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def server_redis_url() -> Iterator[str]:
+    """A Redis URL for tests that start server processes (gunicorn, uvicorn).
+
+    The real server of REDIS_URL when set (as in CI); otherwise fakeredis's
+    in-memory Redis-protocol server on a free loopback port, so these tests
+    also run on a machine with no Redis at all.
+    """
+    if REDIS_URL:
+        yield REDIS_URL
+        return
+    import threading
+
+    server = fakeredis.TcpFakeServer(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    yield f"redis://{host!s}:{port}/0"
+    server.shutdown()
+    server.server_close()
