@@ -1,0 +1,285 @@
+"""SessionMiddleware: sharedsession for ASGI apps (Starlette, FastAPI, or any ASGI 3 app).
+
+A pure ASGI middleware that needs only the ASGI spec (nothing here imports
+Starlette). It replaces Starlette's cookie ``SessionMiddleware``: it sets
+``scope["session"]``, so ``request.session`` and ``websocket.session`` work as
+before, now holding a :class:`~sharedsession.Session` kept in Redis.
+
+One request, for an ``http`` scope:
+
+1. Before the app runs, the session is loaded: no cookie, or one that is not
+   ours (bad signature, too old), costs nothing; a valid cookie costs one round
+   trip. Views read the session synchronously, so it cannot be loaded later.
+2. When the app sends ``http.response.start``, the session is saved (nothing
+   written if nothing changed, else one round trip) before that message goes
+   on, and ``Set-Cookie`` and ``Vary: Cookie`` are added to its headers.
+   Changes made after that (in a streaming body or a background task) are not
+   saved.
+3. An app that raises before starting its response saves nothing.
+
+Redis unreachable: loading a session (a request with a valid cookie) answers
+503 at once without calling the app; a save that fails replaces the app's
+response with a 503 (its start has not gone out yet). Requests without a
+session cookie, and excluded paths, never touch Redis.
+
+``websocket`` scopes get the session loaded the same way, but changes made
+during a websocket are **not saved**: there is no response to carry a new
+cookie. If Redis is unreachable, the handshake is denied (a 503 where the
+server supports the ASGI websocket denial response, else a close before accept).
+
+``lifespan`` passes through to the app; once the app's shutdown completes, the
+Redis client the middleware built is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from sharedsession._core.cookies import read_cookie, render
+from sharedsession._core.record import Client
+from sharedsession.config import BindIp, SessionConfig
+from sharedsession.errors import StoreUnavailableError
+from sharedsession.session import Session
+from sharedsession.store import AsyncSessionStore
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["SessionMiddleware", "get_session"]
+
+log = logging.getLogger(__name__)
+
+# The ASGI 3 interface, as the spec defines it (the same shapes as starlette.types).
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _ConfigFields(TypedDict, total=False):
+    """SessionConfig's fields, so that type checkers check the middleware's keywords too."""
+
+    secret_key: str | bytes | Sequence[str | bytes]
+    redis_url: str
+    redis: object | None
+    redis_timeout: float
+    key_prefix: str
+    idle_timeout: float
+    absolute_timeout: float | None
+    bind_ip: BindIp
+    bind_user_agent: bool
+    trusted_proxies: Sequence[str]
+    cookie_name: str
+    cookie_domain: str | None
+    cookie_path: str
+    cookie_secure: bool
+    cookie_httponly: bool
+    cookie_samesite: str | None
+    max_size: int
+
+
+# Long enough for a Redis failover to finish; a client that obeys it will not hammer us.
+RETRY_AFTER_SECONDS = 5
+_UNAVAILABLE_BODY = b"503 Service Unavailable: the session store cannot be reached; try again shortly.\n"
+_UNAVAILABLE_HEADERS = (
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", str(len(_UNAVAILABLE_BODY)).encode()),
+    (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+    (b"cache-control", b"no-store"),
+)
+# Before accept, a close is a denial (servers answer 403); 1013 is "try again later".
+_WS_TRY_AGAIN_LATER = 1013
+
+
+class SessionMiddleware:
+    """Server-side sessions in Redis as ``scope["session"]`` (``request.session``).
+
+    Configure it with a :class:`~sharedsession.SessionConfig`, or with that
+    class's fields as keywords (``Middleware(SessionMiddleware, secret_key=...,
+    redis_url=...)``), or with a ready :class:`~sharedsession.AsyncSessionStore`
+    (``store=``) that your views also use for admin work (``sessions_of``,
+    ``revoke``): exactly one of the three. Bad settings raise ``TypeError`` or
+    ``ValueError`` naming the field, here.
+
+    ``exclude_paths``: path prefixes (whole segments: ``"/static"`` covers
+    ``/static`` and ``/static/app.css``, not ``/staticfiles``) whose requests
+    skip sessions entirely: no Redis command, no cookie, and no
+    ``scope["session"]``, so a view there that touches ``request.session``
+    fails loudly instead of showing a logged-in user as anonymous.
+
+    The Redis client (one connection pool per middleware) is built on first
+    use, inside the server's event loop, and closed when the app's lifespan
+    shutdown completes. A client passed as ``SessionConfig.redis`` is used as
+    is, and yours to close.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: SessionConfig | None = None,
+        *,
+        store: AsyncSessionStore | None = None,
+        exclude_paths: Iterable[str] = (),
+        **fields: Unpack[_ConfigFields],
+    ) -> None:
+        given = [name for name, value in (("config", config), ("store", store)) if value is not None]
+        if fields:
+            given.append("SessionConfig fields as keywords")
+        if len(given) > 1:
+            raise TypeError(
+                f"SessionMiddleware takes one of config, store, or fields; got {' and '.join(given)}"
+            )
+        if store is None:
+            store = AsyncSessionStore(config if config is not None else SessionConfig(**fields))
+        elif not isinstance(store, AsyncSessionStore):
+            raise TypeError(
+                f"SessionMiddleware store must be an AsyncSessionStore, got {type(store).__name__}"
+            )
+        self.app = app
+        self.store = store
+        self.config = store.config
+        self.exclude_paths = _prefixes(exclude_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+            return
+        if kind not in ("http", "websocket") or self._excluded(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        cookie, client = self._read_request(scope)
+        try:
+            session = await self.store.load(cookie, client)
+        except StoreUnavailableError as exc:
+            log.warning("session store unavailable, %s denied: %s", kind, exc)
+            if kind == "http":
+                await _send_unavailable(send)
+            else:
+                await _deny_websocket(scope, send)
+            return
+        scope["session"] = session
+        if kind == "websocket":
+            await self.app(scope, receive, send)  # loaded, never saved (see the module docstring)
+            return
+        await self.app(scope, receive, self._saving_send(session, send, had_cookie=cookie is not None))
+
+    def _excluded(self, path: str) -> bool:
+        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.exclude_paths)
+
+    def _read_request(self, scope: Scope) -> tuple[str | None, Client]:
+        cookies: list[str] = []
+        forwarded: list[str] = []
+        user_agent: str | None = None
+        # Servers lowercase request header names (ASGI spec); values are bytes, latin-1.
+        for name, value in scope.get("headers") or ():
+            if name == b"cookie":
+                cookies.append(value.decode("latin-1"))
+            elif name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
+        # HTTP/2 may split cookies over several headers.
+        cookie = read_cookie("; ".join(cookies), self.config.cookie_name) if cookies else None
+        peer = scope.get("client")
+        client = self.store.client(peer[0] if peer else None, forwarded or None, user_agent)
+        return cookie, client
+
+    def _saving_send(self, session: Session, send: Send, *, had_cookie: bool) -> Send:
+        replaced = False
+
+        async def saving_send(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # our 503 went out instead: drop the rest of the app's response
+            if message["type"] == "http.response.start":
+                try:
+                    result = await self.store.save(session)
+                except StoreUnavailableError as exc:
+                    log.warning("session store unavailable, response replaced by a 503: %s", exc)
+                    replaced = True
+                    await _send_unavailable(send)
+                    return
+                headers = list(message.get("headers") or ())
+                if result.cookie is not None:
+                    now = self.store.core.now_ms() / 1000
+                    headers.append((b"set-cookie", render(result.cookie, self.config, now).encode("latin-1")))
+                if had_cookie or result.cookie is not None:
+                    # The response depends on the cookie: shared caches must not hand it to others.
+                    _add_vary_cookie(headers)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return saving_send
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                # After the app's own shutdown (which may still use Redis), before the server exits.
+                await self.store.aclose()
+            await send(message)
+
+        return lifespan_send
+
+
+def get_session(connection: Mapping[str, object]) -> Session:
+    """The session of a request: ``get_session(request)`` (Starlette, FastAPI) or ``get_session(scope)``.
+
+    The same object as ``request.session``, typed as a :class:`~sharedsession.Session`
+    (so ``regenerate()``, ``destroy()`` and ``user_id`` type-check). Raises
+    ``RuntimeError`` where there is none: the middleware is not installed, or
+    the path is one of its ``exclude_paths``.
+    """
+    session = connection.get("session")
+    if not isinstance(session, Session):
+        raise RuntimeError(
+            "no sharedsession session here: install sharedsession.asgi.SessionMiddleware, "
+            "and check that this path is not in its exclude_paths"
+        )
+    return session
+
+
+def _prefixes(paths: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(paths, str | bytes):
+        raise TypeError(
+            "SessionMiddleware exclude_paths must be a list of path prefixes, not a single string"
+        )
+    prefixes: list[str] = []
+    for path in paths:
+        if not isinstance(path, str):
+            raise TypeError(f"SessionMiddleware exclude_paths entries must be str, got {type(path).__name__}")
+        if not path.startswith("/"):
+            raise ValueError(f"SessionMiddleware exclude_paths entries must start with '/', got {path!r}")
+        prefixes.append(path.rstrip("/"))
+    return tuple(prefixes)
+
+
+def _add_vary_cookie(headers: list[Any]) -> None:
+    vary = [i for i, (name, _) in enumerate(headers) if name.lower() == b"vary"]
+    for i in vary:
+        tokens = {token.strip().lower() for token in headers[i][1].split(b",")}
+        if b"cookie" in tokens or b"*" in tokens:
+            return
+    if vary:
+        name, value = headers[vary[0]]
+        headers[vary[0]] = (name, value + b", Cookie")
+    else:
+        headers.append((b"vary", b"Cookie"))
+
+
+async def _send_unavailable(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 503, "headers": list(_UNAVAILABLE_HEADERS)})
+    await send({"type": "http.response.body", "body": _UNAVAILABLE_BODY})
+
+
+async def _deny_websocket(scope: Scope, send: Send) -> None:
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        await send(
+            {"type": "websocket.http.response.start", "status": 503, "headers": list(_UNAVAILABLE_HEADERS)}
+        )
+        await send({"type": "websocket.http.response.body", "body": _UNAVAILABLE_BODY})
+    else:
+        await send({"type": "websocket.close", "code": _WS_TRY_AGAIN_LATER})
