@@ -593,11 +593,6 @@ async def test_sessions_are_shared_with_the_sync_store(
     assert dict(sync.load(cookie)) == {"from": "asgi"}
 
 
-@pytest.mark.skip(reason="needs sharedsession.flask (issue #4: written once both adapters land)")
-def test_a_user_logged_in_on_flask_is_logged_in_on_fastapi() -> None:
-    """Flask app and FastAPI app, one secret and one Redis: log in on one, be logged in on the other."""
-
-
 # -- exclude_paths -------------------------------------------------------------------
 
 

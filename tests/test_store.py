@@ -557,12 +557,12 @@ def test_idle_timeout_expires_on_real_time(make_store: MakeStore) -> None:
 
 
 def test_absolute_timeout_expires_an_active_session_on_real_time(make_store: MakeStore) -> None:
-    store = make_store(idle_timeout=30, absolute_timeout=1)
+    store = make_store(idle_timeout=30, absolute_timeout=2)
     store.core._clock = time.time
     cookie = create(store)
-    time.sleep(0.3)
+    time.sleep(0.2)
     assert not store.load(cookie).new  # alive, and the load slid nothing past the cap
-    time.sleep(2.0)
+    time.sleep(3.0)
     assert store.load(cookie).new
 
 

@@ -1,0 +1,135 @@
+"""One session, two frameworks: a Flask app and a FastAPI app sharing a secret and a
+Redis see the same user, the same data, the same logout."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import flask
+import httpx
+import pytest
+from fastapi import Depends, FastAPI, Request
+
+from sharedsession import Session, SessionConfig
+from sharedsession.asgi import SessionMiddleware, get_session
+from sharedsession.flask import SharedSession
+from sharedsession.flask import session as flask_session
+from tests.conftest import SECRET, Backend
+
+
+def make_flask(backend: Backend) -> flask.Flask:
+    app = flask.Flask("shop")
+    config = SessionConfig(secret_key=SECRET, redis=backend.sync_client(), key_prefix=backend.prefix)
+    SharedSession(app, config)
+
+    @app.post("/login")
+    def login() -> dict[str, Any]:
+        flask_session.regenerate()
+        flask_session.user_id = flask_session["user"] = flask.request.json["user"]  # type: ignore[index]
+        return {"user": flask_session["user"]}
+
+    @app.post("/cart/<item>")
+    def add(item: str) -> dict[str, Any]:
+        flask_session["cart"] = [*flask_session.get("cart", []), item]
+        return {"cart": flask_session["cart"]}
+
+    @app.get("/me")
+    def me() -> dict[str, Any]:
+        return {
+            "user": flask_session.get("user"),
+            "user_id": flask_session.user_id,
+            "cart": flask_session.get("cart", []),
+        }
+
+    @app.post("/logout")
+    def logout() -> dict[str, Any]:
+        flask_session.destroy()
+        return {"user": None}
+
+    return app
+
+
+def current_session(request: Request) -> Session:
+    return get_session(request)
+
+
+# Module level: FastAPI resolves these annotations by name.
+SessionDep = Annotated[Session, Depends(current_session)]
+
+
+def make_fastapi(backend: Backend, client: Any) -> FastAPI:
+    app = FastAPI()
+    config = SessionConfig(secret_key=SECRET, redis=client, key_prefix=backend.prefix)
+    app.add_middleware(SessionMiddleware, config=config)
+
+    @app.get("/me")
+    async def me(session: SessionDep) -> dict[str, Any]:
+        return {"user": session.get("user"), "user_id": session.user_id, "cart": session.get("cart", [])}
+
+    @app.post("/cart/{item}")
+    async def add(item: str, session: SessionDep) -> dict[str, Any]:
+        session["cart"] = [*session.get("cart", []), item]
+        return {"cart": session["cart"]}
+
+    @app.post("/login")
+    async def login(request: Request, session: SessionDep) -> dict[str, Any]:
+        session.regenerate()
+        session.user_id = session["user"] = (await request.json())["user"]
+        return {"user": session["user"]}
+
+    @app.post("/logout")
+    async def logout(session: SessionDep) -> dict[str, Any]:
+        session.destroy()
+        return {"user": None}
+
+    return app
+
+
+@pytest.fixture
+async def fastapi_client(backend: Backend) -> AsyncIterator[httpx.AsyncClient]:
+    redis_client = backend.async_client()
+    app = make_fastapi(backend, redis_client)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+    await redis_client.aclose()
+
+
+def cookie_of(headers: list[str]) -> str:
+    (header,) = [h for h in headers if h.startswith("session=")]
+    return header.split(";")[0].split("=", 1)[1]
+
+
+async def test_logged_in_on_flask_means_logged_in_on_fastapi(
+    backend: Backend, fastapi_client: httpx.AsyncClient
+) -> None:
+    on_flask = make_flask(backend).test_client()
+    reply = on_flask.post("/login", json={"user": "alice"})
+    cookie = cookie_of(reply.headers.getlist("Set-Cookie"))
+    on_flask.post("/cart/apple")
+
+    fastapi_client.cookies.set("session", cookie)
+    me = (await fastapi_client.get("/me")).json()
+    assert me == {"user": "alice", "user_id": "alice", "cart": ["apple"]}
+    assert (await fastapi_client.post("/cart/pear")).json() == {"cart": ["apple", "pear"]}
+
+    assert on_flask.get("/me").json == {"user": "alice", "user_id": "alice", "cart": ["apple", "pear"]}
+
+    # Logging out on FastAPI logs out on Flask too.
+    assert (await fastapi_client.post("/logout")).status_code == 200
+    assert on_flask.get("/me").json == {"user": None, "user_id": None, "cart": []}
+
+
+async def test_logged_in_on_fastapi_means_logged_in_on_flask(
+    backend: Backend, fastapi_client: httpx.AsyncClient
+) -> None:
+    reply = await fastapi_client.post("/login", json={"user": "bob"})
+    cookie = cookie_of(reply.headers.get_list("set-cookie"))
+    on_flask = make_flask(backend).test_client()
+    on_flask.set_cookie("session", cookie)
+    assert on_flask.get("/me").json == {"user": "bob", "user_id": "bob", "cart": []}
+    on_flask.post("/cart/book")
+    assert (await fastapi_client.get("/me")).json()["cart"] == ["book"]
+    on_flask.post("/logout")
+    assert (await fastapi_client.get("/me")).json()["user"] is None
