@@ -103,3 +103,30 @@ def test_sync_store_refuses_an_async_client_and_vice_versa() -> None:
         AsyncSessionStore(SessionConfig(secret_key=SECRET, redis=fakeredis.FakeRedis()))
     with pytest.raises(TypeError, match="SessionConfig"):
         SessionStore("redis://localhost")  # type: ignore[arg-type]
+
+
+def test_a_full_redis_refusing_writes_is_unavailable_not_a_bug() -> None:
+    """maxmemory reached under noeviction: a 503 is right, a 500 is not."""
+    from typing import Any
+
+    from redis.exceptions import OutOfMemoryError
+
+    class FullPipeline:
+        def __init__(self) -> None:
+            self.queued = 0
+
+        def execute_command(self, *args: Any, **options: Any) -> None:
+            self.queued += 1
+
+        def execute(self, raise_on_error: bool = True) -> list[Any]:
+            return [OutOfMemoryError("command not allowed when used memory > 'maxmemory'")] * self.queued
+
+    class FullRedis:
+        def pipeline(self, transaction: bool = True) -> FullPipeline:
+            return FullPipeline()
+
+    store = SessionStore(SessionConfig(secret_key=SECRET, redis=FullRedis()))
+    session = store.load(None)
+    session["n"] = 1
+    with pytest.raises(StoreUnavailableError, match="maxmemory"):
+        store.save(session)

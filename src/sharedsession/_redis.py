@@ -25,6 +25,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import (
     NoScriptError,
+    OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
     TryAgainError,
@@ -45,6 +46,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     RedisConnectionError,  # includes BusyLoading, MasterNotFound, MaxConnections
     RedisTimeoutError,
     ReadOnlyError,  # a replica that used to be the master, mid-failover
+    OutOfMemoryError,  # maxmemory reached under noeviction: writes refused
     TryAgainError,
     RedisClusterException,  # includes ClusterDown, cluster unreachable
 )
