@@ -26,7 +26,7 @@ def make_flask(backend: Backend) -> flask.Flask:
     @app.post("/login")
     def login() -> dict[str, Any]:
         flask_session.regenerate()
-        flask_session.user_id = flask_session["user"] = flask.request.json["user"]  # type: ignore[index]
+        flask_session.user_id = flask_session["user"] = flask.request.json["user"]
         return {"user": flask_session["user"]}
 
     @app.post("/cart/<item>")
