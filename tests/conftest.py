@@ -1,10 +1,13 @@
-"""Shared fixtures: a fake clock, Redis backends (fakeredis, and the real server
-when REDIS_URL is set), and recording clients that count round trips."""
+"""Shared fixtures: a fake clock, Redis backends (fakeredis; the real server
+when REDIS_URL is set; a three-master Redis Cluster of our own when the
+redis-server and redis-cli binaries exist), and recording clients that count
+round trips."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,9 +18,12 @@ import fakeredis
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 
 from sharedsession import AsyncSessionStore, SessionConfig, SessionStore
 from sharedsession._core import scripts
+from tests.cluster.servers import ClusterServers, start_cluster
 
 REDIS_URL = os.environ.get("REDIS_URL")
 SECRET = "test-secret-key-0123456789abcdef"
@@ -92,6 +98,10 @@ class RecordingRedis:
         self.log.trips.append(["SCAN"])
         return self.inner.scan_iter(*args, **kwargs)
 
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (a RedisCluster's slot map: get_node_from_key) is the client's own.
+        return getattr(self.inner, name)
+
 
 class RecordingAsyncRedis:
     """The asyncio twin of RecordingRedis."""
@@ -122,12 +132,13 @@ class _AsyncRecordingPipeline(_RecordingPipeline):
 
 
 class Backend:
-    """One Redis server (fake or real) from which any number of clients are made."""
+    """One Redis (fake, real, or a Redis Cluster) from which any number of clients are made."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, cluster_port: int | None = None) -> None:
         self.name = name
         self.prefix = f"sstest:{uuid.uuid4().hex[:12]}:"
         self._server = fakeredis.FakeServer() if name == "fake" else None
+        self._cluster_port = cluster_port
         self._sync: list[Any] = []
         self._async: list[Any] = []
 
@@ -135,6 +146,8 @@ class Backend:
         client: Any
         if self._server is not None:
             client = fakeredis.FakeRedis(server=self._server)
+        elif self._cluster_port is not None:
+            client = redis.cluster.RedisCluster(host="127.0.0.1", port=self._cluster_port)
         else:
             client = redis.Redis.from_url(REDIS_URL or "")
         self._sync.append(client)
@@ -144,28 +157,53 @@ class Backend:
         client: Any
         if self._server is not None:
             client = fakeredis.FakeAsyncRedis(server=self._server)
+        elif self._cluster_port is not None:
+            client = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=self._cluster_port)
         else:
             client = redis.asyncio.Redis.from_url(REDIS_URL or "")
         self._async.append(client)
         return client
 
     def cleanup(self) -> None:
-        # Real-server tests never flush: they delete their own prefix only.
+        # Real-server tests never flush: they delete their own prefix only,
+        # on every master of a cluster (each node scanned on its own).
         if self._server is None:
             admin = self.sync_client()
-            keys = list(admin.scan_iter(match=self.prefix + "*", count=1000))
-            if keys:
-                admin.delete(*keys)
+            nodes = (
+                [admin.get_redis_connection(node) for node in admin.get_primaries()]
+                if self._cluster_port is not None
+                else [admin]
+            )
+            for node in nodes:
+                keys = list(node.scan_iter(match=self.prefix + "*", count=1000))
+                if keys:
+                    pipe = node.pipeline(transaction=False)
+                    for key in keys:
+                        pipe.delete(key)
+                    pipe.execute()
         for client in self._sync:
             client.close()
 
 
-BACKENDS = ["fake", *(["real"] if REDIS_URL else [])]
+HAVE_CLUSTER_BINARIES = bool(shutil.which("redis-server") and shutil.which("redis-cli"))
+BACKENDS = ["fake", *(["real"] if REDIS_URL else []), *(["cluster"] if HAVE_CLUSTER_BINARIES else [])]
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterServers]:
+    """A three-master Redis Cluster on loopback, started on first use, stopped at the end."""
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    b = Backend(request.param)
+    if request.param == "cluster":
+        cluster: ClusterServers = request.getfixturevalue("redis_cluster")
+        b = Backend("cluster", cluster_port=cluster.port)
+    else:
+        b = Backend(request.param)
     yield b
     b.cleanup()
 

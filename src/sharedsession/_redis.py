@@ -8,27 +8,33 @@ pipeline (one round trip on one server; on a Cluster, one per node touched).
 Scripts run by EVALSHA; a server that does not know a script yet answers
 NOSCRIPT, and only those operations are sent again as EVAL, which also
 caches the script on that server (works the same on every Cluster node).
+
+On Redis Cluster every operation names one key, so each goes to the node of
+its slot; a batch that touches several nodes is still one ``execute()``
+(one round trip per node, sent in parallel). Nothing relies on two keys
+sharing a slot, and no key uses a hash tag (see ``_core/keys.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.exceptions import (
-    ConnectionError as RedisConnectionError,
-)
-from redis.exceptions import (
+    ClusterError,
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
     TryAgainError,
+)
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
 )
 from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
@@ -47,8 +53,13 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     RedisTimeoutError,
     ReadOnlyError,  # a replica that used to be the master, mid-failover
     OutOfMemoryError,  # maxmemory reached under noeviction: writes refused
-    TryAgainError,
-    RedisClusterException,  # includes ClusterDown, cluster unreachable
+    TryAgainError,  # Cluster: a slot being migrated
+    # Cluster: CLUSTERDOWN (a master lost and not replaced: its slots are
+    # uncovered), MASTERDOWN (a replica cut off from its master), redirections
+    # exhausted. These are replies, not socket errors: without this entry a
+    # request on a failed cluster would end in a 500, not a 503.
+    ClusterError,
+    RedisClusterException,  # Cluster: no node reachable to (re)learn the slots, slot not covered
 )
 
 
@@ -70,14 +81,38 @@ class AsyncClient(Protocol):
     def pipeline(self, transaction: bool = ...) -> Any: ...
 
 
-def _enqueue(pipe: SyncPipeline | AsyncPipeline, batch: Batch, *, by_source: bool) -> None:
+def _enqueue(
+    pipe: SyncPipeline | AsyncPipeline,
+    batch: Batch,
+    *,
+    by_source: bool,
+    node_of: Callable[[str], object] | None = None,
+) -> None:
     for op in batch:
         if isinstance(op, Command):
             pipe.execute_command(*op.args)
-        elif by_source:
-            pipe.execute_command("EVAL", op.script.source, 1, op.key, *op.args)
+            continue
+        head = ("EVAL", op.script.source) if by_source else ("EVALSHA", op.script.sha)
+        if node_of is None:
+            pipe.execute_command(*head, 1, op.key, *op.args)
         else:
-            pipe.execute_command("EVALSHA", op.script.sha, 1, op.key, *op.args)
+            pipe.execute_command(*head, 1, op.key, *op.args, target_nodes=node_of(op.key))
+
+
+def _script_router(client: object) -> Callable[[str], object] | None:
+    """For a synchronous RedisCluster: the node serving a key's slot, from its slot map.
+
+    redis-py's sync ``ClusterPipeline`` finds the keys of an EVAL/EVALSHA by
+    asking its *default node* (``COMMAND GETKEYS``) before sending anything:
+    one hidden round trip per script, and every script fails, whatever its
+    slot, while that one node is down. Each of our scripts runs on exactly one
+    key, which we hold, so we name its node ourselves. A stale slot map is
+    still safe: that node answers MOVED and redis-py resends the command by
+    slot. The asyncio cluster pipeline reads the key itself, and other
+    clients have no slots: both get None.
+    """
+    node_of = getattr(client, "get_node_from_key", None)
+    return node_of if callable(node_of) else None
 
 
 def _missing_scripts(replies: Sequence[object]) -> list[int]:
@@ -108,6 +143,7 @@ class SyncRunner:
 
     def __init__(self, client: SyncClient) -> None:
         self.client = client
+        self._node_of = _script_router(client)
 
     def run(self, batch: Batch) -> list[object]:
         with unavailable_as_error():
@@ -130,7 +166,7 @@ class SyncRunner:
 
     def _send(self, batch: Batch, *, by_source: bool) -> list[object]:
         pipe: SyncPipeline = self.client.pipeline(transaction=False)
-        _enqueue(pipe, batch, by_source=by_source)
+        _enqueue(pipe, batch, by_source=by_source, node_of=self._node_of)
         return pipe.execute(raise_on_error=False)
 
 
