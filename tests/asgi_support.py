@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
-
-import redis
 
 from sharedsession._core import scripts
 from sharedsession.asgi import ASGIApp, Message, Scope
-from tests.conftest import Backend, RecordingAsyncRedis
+from tests.conftest import Backend, RecordingAsyncRedis, delete_prefix
+from tests.conftest import unused_port as closed_port
+
+__all__ = ["BOUND_SECONDS", "closed_port", "delete_prefix", "lifespan", "recording_client"]
 
 # Generous: a dead Redis must answer within the client's 0.5 s timeouts, not hang.
 BOUND_SECONDS = 5.0
@@ -53,21 +53,3 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[list[str]]:
     await inbox.put({"type": "lifespan.shutdown"})
     assert await asyncio.wait_for(replies.get(), BOUND_SECONDS) == "lifespan.shutdown.complete"
     await asyncio.wait_for(task, BOUND_SECONDS)
-
-
-def closed_port() -> int:
-    """A port nothing listens on (connections are refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def delete_prefix(url: str, prefix: str) -> None:
-    """Delete a test's keys from a server other processes use (never flush)."""
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()

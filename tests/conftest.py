@@ -311,3 +311,42 @@ def server_redis_url() -> Iterator[str]:
     yield f"redis://{host!s}:{port}/0"
     server.shutdown()
     server.server_close()
+
+
+# -- dead and silent Redis, and cleaning up after server processes -------------------
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on: connections are refused at once."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def closed_port() -> int:
+    return unused_port()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (in the backlog) and never answers."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        yield int(s.getsockname()[1])
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete a test's keys from a server other processes use (never flush)."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

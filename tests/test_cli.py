@@ -5,7 +5,6 @@ under a key prefix of its own."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,6 @@ from typing import Any
 
 import fakeredis
 import pytest
-import redis
 
 from sharedsession import SessionConfig, SessionStore, SetCookie
 from sharedsession.cli import (
@@ -32,7 +30,7 @@ from sharedsession.cli import (
     redact_url,
     render_stats,
 )
-from tests.conftest import SECRET
+from tests.conftest import SECRET, delete_prefix
 
 IDLE = 1800
 # Generous: the client's timeouts are 1 s; a hang would take far longer.
@@ -65,12 +63,7 @@ class Cli:
 def prefix(server_redis_url: str) -> Iterator[str]:
     prefix = f"sstest:cli:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    # A shared server is never flushed: only this test's keys go.
-    client = redis.Redis.from_url(server_redis_url)
-    keys = list(client.scan_iter(match=prefix + "*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    delete_prefix(server_redis_url, prefix)
 
 
 @pytest.fixture
@@ -91,14 +84,6 @@ def store(server_redis_url: str, prefix: str) -> Iterator[SessionStore]:
 @pytest.fixture
 def cli(server_redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]) -> Cli:
     return Cli(server_redis_url, prefix, capsys)
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port nothing listens on: connections are refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def create(

@@ -6,7 +6,6 @@ app.config, and the client address behind proxies."""
 from __future__ import annotations
 
 import dataclasses
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -402,14 +401,6 @@ def test_changes_made_by_after_request_functions_are_saved(backend: Backend) -> 
 
 
 @pytest.fixture
-def closed_port() -> int:
-    """A port nothing listens on (connections are refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
 def down(closed_port: int) -> Iterator[tuple[Flask, FlaskClient]]:
     config = SessionConfig(
         secret_key=SECRET, redis_url=f"redis://127.0.0.1:{closed_port}/0", redis_timeout=0.5
@@ -449,15 +440,6 @@ def test_redis_down_views_without_the_session_keep_working(down: tuple[Flask, Fl
     response = client.get("/plain")
     assert response.status_code == 200
     assert response.data == b"no session here"
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections (in the backlog) and never answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(64)
-        yield int(s.getsockname()[1])
 
 
 def test_redis_silent_a_second_use_in_the_request_fails_at_once(silent_port: int) -> None:

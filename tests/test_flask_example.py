@@ -21,12 +21,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
 from sharedsession._core import scripts
-from tests.conftest import SECRET, Backend, RecordingRedis
+from tests.conftest import SECRET, Backend, RecordingRedis, delete_prefix
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_app"
 STATE_KEYS = {"replica", "framework", "pid", "user", "cart", "counter", "handle"}
@@ -427,13 +426,7 @@ def test_a_session_survives_across_two_gunicorn_workers(server_redis_url: str, t
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=15)
-        client = redis.Redis.from_url(server_redis_url)
-        try:
-            keys = list(client.scan_iter(match=prefix + "*", count=1000))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+        delete_prefix(server_redis_url, prefix)
 
 
 def test_the_dockerfile_runs_gunicorn_as_a_non_root_user_with_a_healthcheck() -> None:

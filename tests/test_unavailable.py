@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,23 +12,6 @@ from tests.conftest import SECRET
 
 # Generous: the client's timeouts are 0.5 s; a hang would take forever.
 BOUND_SECONDS = 5.0
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port nothing listens on (connections are refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections (in the backlog) and never answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(64)
-        yield int(s.getsockname()[1])
 
 
 def config(port: int) -> SessionConfig:
