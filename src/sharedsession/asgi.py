@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from sharedsession._core.cookies import read_cookie, render
-from sharedsession._core.record import Client
+from sharedsession._core.record import UNBOUND, Client
 from sharedsession.config import BindIp, SessionConfig
 from sharedsession.errors import StoreUnavailableError
 from sharedsession.session import Session
@@ -148,7 +148,9 @@ class SessionMiddleware:
         if kind == "lifespan":
             await self.app(scope, receive, self._lifespan_send(send))
             return
-        if kind not in ("http", "websocket") or self._excluded(scope.get("path", "")):
+        if (kind != "http" and kind != "websocket") or (
+            self.exclude_paths and self._excluded(scope.get("path", ""))
+        ):
             await self.app(scope, receive, send)
             return
         cookie, client = self._read_request(scope)
@@ -171,22 +173,22 @@ class SessionMiddleware:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.exclude_paths)
 
     def _read_request(self, scope: Scope) -> tuple[str | None, Client]:
-        cookies: list[str] = []
+        # Servers lowercase request header names (ASGI spec); values are bytes, latin-1.
+        headers = scope.get("headers") or ()
+        # HTTP/2 may split cookies over several headers.
+        cookies = [value.decode("latin-1") for name, value in headers if name == b"cookie"]
+        cookie = read_cookie("; ".join(cookies), self.config.cookie_name) if cookies else None
+        if not self.store.core.binds:
+            return cookie, UNBOUND  # nothing about the client is used
         forwarded: list[str] = []
         user_agent: str | None = None
-        # Servers lowercase request header names (ASGI spec); values are bytes, latin-1.
-        for name, value in scope.get("headers") or ():
-            if name == b"cookie":
-                cookies.append(value.decode("latin-1"))
-            elif name == b"x-forwarded-for":
+        for name, value in headers:
+            if name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
-        # HTTP/2 may split cookies over several headers.
-        cookie = read_cookie("; ".join(cookies), self.config.cookie_name) if cookies else None
         peer = scope.get("client")
-        client = self.store.client(peer[0] if peer else None, forwarded or None, user_agent)
-        return cookie, client
+        return cookie, self.store.client(peer[0] if peer else None, forwarded or None, user_agent)
 
     def _saving_send(self, session: Session, send: Send, *, had_cookie: bool) -> Send:
         replaced = False
@@ -196,20 +198,26 @@ class SessionMiddleware:
             if replaced:
                 return  # our 503 went out instead: drop the rest of the app's response
             if message["type"] == "http.response.start":
-                try:
-                    result = await self.store.save(session)
-                except StoreUnavailableError as exc:
-                    log.warning("session store unavailable, response replaced by a 503: %s", exc)
-                    replaced = True
-                    await _send_unavailable(send)
+                store = self.store
+                if store.core.untouched(session):
+                    action = None  # an anonymous request that stored nothing: nothing to save
+                else:
+                    try:
+                        action = (await store.save(session)).cookie
+                    except StoreUnavailableError as exc:
+                        log.warning("session store unavailable, response replaced by a 503: %s", exc)
+                        replaced = True
+                        await _send_unavailable(send)
+                        return
+                if action is None and not had_cookie:
+                    await send(message)  # no cookie in or out: nothing to add
                     return
                 headers = list(message.get("headers") or ())
-                if result.cookie is not None:
+                if action is not None:
                     now = self.store.core.now_ms() / 1000
-                    headers.append((b"set-cookie", render(result.cookie, self.config, now).encode("latin-1")))
-                if had_cookie or result.cookie is not None:
-                    # The response depends on the cookie: shared caches must not hand it to others.
-                    _add_vary_cookie(headers)
+                    headers.append((b"set-cookie", render(action, self.config, now).encode("latin-1")))
+                # The response depends on the cookie: shared caches must not hand it to others.
+                _add_vary_cookie(headers)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -258,14 +266,17 @@ def _prefixes(paths: Iterable[str]) -> tuple[str, ...]:
 
 
 def _add_vary_cookie(headers: list[Any]) -> None:
-    vary = [i for i, (name, _) in enumerate(headers) if name.lower() == b"vary"]
-    for i in vary:
-        tokens = {token.strip().lower() for token in headers[i][1].split(b",")}
-        if b"cookie" in tokens or b"*" in tokens:
-            return
-    if vary:
-        name, value = headers[vary[0]]
-        headers[vary[0]] = (name, value + b", Cookie")
+    first = -1
+    for i, (name, value) in enumerate(headers):
+        if name.lower() == b"vary":
+            tokens = {token.strip().lower() for token in value.split(b",")}
+            if b"cookie" in tokens or b"*" in tokens:
+                return
+            if first < 0:
+                first = i
+    if first >= 0:
+        name, value = headers[first]
+        headers[first] = (name, value + b", Cookie")
     else:
         headers.append((b"vary", b"Cookie"))
 

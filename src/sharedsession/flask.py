@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import flask
@@ -74,8 +74,8 @@ from flask import Flask, Response, current_app, got_request_exception, has_app_c
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 
-from sharedsession._core.cookies import CookieAction, ExpireCookie, SetCookie
-from sharedsession._core.record import State
+from sharedsession._core.cookies import CookieAction, ExpireCookie, SetCookie, read_cookie
+from sharedsession._core.record import UNBOUND, State
 from sharedsession.config import SessionConfig
 from sharedsession.errors import SessionError, StoreUnavailableError
 from sharedsession.session import Session
@@ -190,19 +190,13 @@ class FlaskSession(Session, SessionMixin):
     _closed: bool
     _cookie: CookieAction | None
     _load_error: StoreUnavailableError | None
-    _pending: _Pending | None
+    _pending: tuple[SessionStore, Request] | None
 
-    def __init__(
-        self,
-        store: SessionStore,
-        cookie_value: str | None,
-        *,
-        peer: str | None = None,
-        forwarded_for: Sequence[str] = (),
-        user_agent: str | None = None,
-    ) -> None:
+    def __init__(self, store: SessionStore, request: Request) -> None:
         super().__init__(max_size=store.config.max_size)
-        self._pending = _Pending(store, cookie_value, peer, tuple(forwarded_for), user_agent)
+        # Nothing is read from the request until the first use: a view that
+        # never touches the session costs no cookie parsing either.
+        self._pending = (store, request)
         self._accessed = False
         self._closed = False  # no more saves: the view failed, or a save did
         self._cookie = None  # what the last save asked of the cookie
@@ -223,14 +217,22 @@ class FlaskSession(Session, SessionMixin):
         if self._load_error is not None:
             # Do not wait for Redis twice in one request.
             raise StoreUnavailableError(*self._load_error.args) from self._load_error.__cause__
-        store = pending.store
+        store, request = pending
+        core = store.core
+        client = UNBOUND
+        if core.binds:
+            headers = request.headers
+            peer = request.environ.get("REMOTE_ADDR")
+            client = core.client(peer, headers.getlist("X-Forwarded-For"), headers.get("User-Agent"))
+        # Only our cookie is wanted: read it from the header (as the ASGI adapter
+        # does) rather than have werkzeug parse every cookie into a MultiDict.
+        cookie_value = read_cookie(request.environ.get("HTTP_COOKIE"), store.config.cookie_name)
         try:
-            client = store.client(pending.peer, pending.forwarded_for, pending.user_agent)
-            loaded = store.load(pending.cookie_value, client)
+            # What store.load does, filling this object rather than making another to copy.
+            store.runner.drive(core.load(cookie_value, client, into=self))
         except StoreUnavailableError as exc:
             self._load_error = exc
             raise
-        self._become(loaded)
         self._pending = None
 
     # -- Flask's SessionMixin ------------------------------------------------
@@ -403,17 +405,6 @@ class FlaskSession(Session, SessionMixin):
 _SESSION_USER_ID: property = vars(Session)["user_id"]
 
 
-@dataclasses.dataclass(frozen=True)
-class _Pending:
-    """What a session's first use needs to load it: captured at open_session."""
-
-    store: SessionStore
-    cookie_value: str | None
-    peer: str | None
-    forwarded_for: tuple[str, ...]
-    user_agent: str | None
-
-
 class SharedSessionInterface(SessionInterface):
     """The ``app.session_interface`` that :class:`SharedSession` installs.
 
@@ -452,13 +443,7 @@ class SharedSessionInterface(SessionInterface):
         return False
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
-        session = FlaskSession(
-            self.store,
-            request.cookies.get(self.config.cookie_name),
-            peer=request.environ.get("REMOTE_ADDR"),
-            forwarded_for=request.headers.getlist("X-Forwarded-For"),
-            user_agent=request.headers.get("User-Agent"),
-        )
+        session = FlaskSession(self.store, request)
         request.environ[_ENVIRON_KEY] = session
         return session
 
@@ -466,7 +451,7 @@ class SharedSessionInterface(SessionInterface):
         if not isinstance(session, FlaskSession):
             return
         if session.accessed:
-            response.vary.add("Cookie")
+            _vary_on_cookie(response)
         # Raises only for changes made after our after_request function (Flask
         # then answers 500); the usual save, in that function, has run by now.
         self.commit(session)
@@ -493,7 +478,7 @@ class SharedSessionInterface(SessionInterface):
                 samesite=config.cookie_samesite,
             )
         if action is not None:
-            response.vary.add("Cookie")
+            _vary_on_cookie(response)
 
     def commit(self, session: FlaskSession) -> None:
         """Write what changed, unless the session was never loaded or is closed.
@@ -588,6 +573,15 @@ def store_unavailable(error: StoreUnavailableError) -> Response:
 #: ``flask.session``, typed as :class:`FlaskSession` for type checkers
 #: (``session.regenerate()``, ``session.user_id``). The very same proxy object.
 session = cast(FlaskSession, flask.session)
+
+
+def _vary_on_cookie(response: Response) -> None:
+    """``response.vary.add("Cookie")``, without a HeaderSet when there is no Vary yet."""
+    headers = response.headers
+    if "Vary" not in headers:
+        headers["Vary"] = "Cookie"
+    else:
+        response.vary.add("Cookie")
 
 
 def _request_session() -> FlaskSession | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sharedsession._core import codec
 from sharedsession._core.keys import field_of
-from sharedsession._core.record import Client, Record, State
+from sharedsession._core.record import UNBOUND, Client, Record, State
 from sharedsession.errors import SessionError, SessionTooLargeError, UnserializableValueError
 
 __all__ = ["Session"]
@@ -72,19 +72,33 @@ class Session(dict[str, Any]):
         had_cookie: bool = False,
     ) -> None:
         super().__init__()
+        self._fill(data, max_size=max_size, record=record, client=client or UNBOUND, had_cookie=had_cookie)
+
+    def _fill(
+        self,
+        data: Mapping[str, Any] | None,
+        *,
+        max_size: int,
+        record: Record | None,
+        client: Client,
+        had_cookie: bool,
+    ) -> None:
+        """Initialise an empty session: at construction, or when a lazy adapter session loads."""
         self._max_size = max_size
-        self._client = client or Client()
+        self._client = client
         self._had_cookie = had_cookie
-        self._encoded: dict[str, bytes] = {}
-        self._sizes: dict[str, int] = {}
-        self._total = 0
         self._adopt(record, State.LOADED if record else State.NEW)
         if record is not None and data is not None:
-            # Decoded by the store from record.fields: known good, already sized.
+            # Decoded by the store from record.fields: known good, sized as stored.
             dict.update(self, data)
-            for key, raw in record.fields.items():
-                self._account(key, raw)
-        elif data is not None:
+            self._encoded = dict(record.fields)
+            self._sizes = {key: _size(key, raw) for key, raw in self._encoded.items()}
+            self._total = sum(self._sizes.values())
+            return
+        self._encoded = {}
+        self._sizes = {}
+        self._total = 0
+        if data is not None:
             self.update(data)
 
     # -- lifecycle --------------------------------------------------------
@@ -228,14 +242,6 @@ class Session(dict[str, Any]):
         return (dict, (dict(self),))
 
     # -- for the store and the adapters ----------------------------------
-
-    def _become(self, other: Session) -> None:
-        """Take over ``other``'s contents and life (a lazy adapter session, once loaded)."""
-        dict.clear(self)
-        dict.update(self, other)
-        for name in Session.__slots__:
-            value = getattr(other, name)
-            setattr(self, name, dict(value) if isinstance(value, dict) else value)
 
     def _adopt(self, record: Record | None, state: State) -> None:
         self._record = record

@@ -13,10 +13,11 @@ Every operation names exactly one key (see ``keys.py`` on Redis Cluster).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from sharedsession._core import binding, codec
@@ -70,6 +71,12 @@ class SaveResult:
     cookie: CookieAction | None = None
 
 
+# The results without a cookie action, made once (most saves change nothing).
+UNCHANGED = SaveResult("unchanged")
+UPDATED = SaveResult("updated")
+GONE = SaveResult("gone")
+
+
 class SessionCore:
     """All the decisions of loading and saving sessions, for one SessionConfig."""
 
@@ -80,6 +87,9 @@ class SessionCore:
         self.signer = CookieSigner(config.secret_keys, clock)
         self._clock = clock
         self._max_cookie_age = self.expiry.max_cookie_age_seconds()
+        #: Whether sessions are bound to their client. When not, a request's
+        #: client (address, User-Agent) is never used: adapters need not resolve it.
+        self.binds = config.bind_ip != "off" or config.bind_user_agent
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -104,43 +114,63 @@ class SessionCore:
 
     # -- load -------------------------------------------------------------
 
-    def load(self, cookie_value: str | None, client: Client) -> Steps[Session]:
-        """Load the session a cookie names. No cookie, or one not ours: no round trip."""
+    def load(
+        self, cookie_value: str | None, client: Client, *, into: Session | None = None
+    ) -> Steps[Session]:
+        """Load the session a cookie names. No cookie, or one not ours: no round trip.
+
+        ``into``: an empty session object to fill instead of making a new one
+        (a lazy adapter session, loaded on first use).
+        """
         parsed = self.signer.unsign(cookie_value, self._max_cookie_age) if cookie_value else None
         if parsed is None:
             if cookie_value:
                 log.debug("session cookie refused: bad signature, malformed or too old")
-            return self._fresh(client, had_cookie=cookie_value is not None)
+            return self._loaded(into, None, None, client, had_cookie=cookie_value is not None)
         sid, issued_s = parsed
         handle = k.handle_of(sid)
-        idle_ms = self.expiry.idle_ms
         (reply,) = yield (
-            Script(LOAD, self.keys.session(handle), (self.now_ms(), idle_ms, client.fingerprint)),
+            Script(LOAD, self.keys.session(handle), (self.now_ms(), self.expiry.idle_ms, client.fingerprint)),
         )
         found = self._decode(sid, handle, issued_s, reply, client)
         if found is None:
-            return self._fresh(client, had_cookie=True)
+            return self._loaded(into, None, None, client, had_cookie=True)
         record, data = found
-        return Session(data, max_size=self.config.max_size, record=record, client=client)
+        return self._loaded(into, data, record, client, had_cookie=True)
 
-    def _fresh(self, client: Client, *, had_cookie: bool) -> Session:
-        return Session(max_size=self.config.max_size, client=client, had_cookie=had_cookie)
+    def _loaded(
+        self,
+        into: Session | None,
+        data: dict[str, object] | None,
+        record: Record | None,
+        client: Client,
+        *,
+        had_cookie: bool,
+    ) -> Session:
+        max_size = self.config.max_size
+        if into is None:
+            return Session(data, max_size=max_size, record=record, client=client, had_cookie=had_cookie)
+        into._fill(data, max_size=max_size, record=record, client=client, had_cookie=had_cookie)
+        return into
 
     def _decode(
         self, sid: str, handle: str, issued_s: int, reply: object, client: Client
     ) -> tuple[Record, dict[str, object]] | None:
-        stored = _pairs(reply)
+        stored = _stored(reply)
+        if stored is None:
+            log.warning("session %s: the store's reply cannot be decoded; starting anew", handle)
+            return None
         if not stored:
             log.debug("session %s: not found (expired, destroyed or revoked)", handle)
             return None
         meta: dict[str, str] = {}
-        fields: dict[str, bytes] = {}
-        for name, raw in stored.items():
+        texts: dict[str, str] = {}
+        for name, text in stored.items():
             key = k.key_of(name)
             if key is None:
-                meta[name] = raw.decode("utf-8", "replace")
+                meta[name] = text
             else:
-                fields[key] = raw
+                texts[key] = text
         if k.VERSION not in meta:
             if k.MOVED in meta:
                 log.debug("session %s: regenerated, the old sid is dead", handle)
@@ -156,7 +186,10 @@ class SessionCore:
         try:
             created_ms = int(meta[k.CREATED])
             cap_ms = int(meta[k.CAP]) if k.CAP in meta else None
-            data = {key: codec.decode(raw) for key, raw in fields.items()}
+            data = {key: codec.decode(text) for key, text in texts.items()}
+            # Kept as stored, to tell at save which values changed (UnicodeError
+            # for text that cannot be stored as it came, a ValueError too).
+            fields = {key: text.encode("utf-8") for key, text in texts.items()}
         except (KeyError, ValueError) as exc:
             log.warning("session %s: stored data cannot be decoded (%s); starting anew", handle, exc)
             return None
@@ -175,6 +208,15 @@ class SessionCore:
         return record, data
 
     # -- save -------------------------------------------------------------
+
+    @staticmethod
+    def untouched(session: Session) -> bool:
+        """True for a new session nothing was stored in: saving it would do nothing.
+
+        Lets an adapter skip the save of most anonymous requests altogether
+        (``save`` would return an "unchanged" result without any I/O).
+        """
+        return session._state is State.NEW and not session._modified
 
     def save(self, session: Session) -> Steps[SaveResult]:
         """Write what changed. Raises SessionDataError (before any I/O) for unstorable data."""
@@ -197,7 +239,7 @@ class SessionCore:
             session._adopt(None, State.NEW)
             if state is State.DESTROYED and (record is not None or session._had_cookie):
                 return SaveResult("destroyed", ExpireCookie())
-            return SaveResult("unchanged")
+            return UNCHANGED
         # A new session (maybe after destroy(): a message for the logged-out user).
         now = self.now_ms()
         created = self._new_record(session, fields, now, created_ms=now, like=None)
@@ -210,12 +252,20 @@ class SessionCore:
         assert record is not None  # LOADED implies a record
         now = self.now_ms()
         fields = session._stored_fields()
-        changed = {key: raw for key, raw in fields.items() if record.fields.get(key) != raw}
-        removed = [key for key in record.fields if key not in fields]
         user = session._user_id
         relinked = user != record.user_id
         linked = user is not None
         renew = self.expiry.renewal_due(now, record.cookie_issued_s, record.created_ms, record.cap_ms, linked)
+        if fields == record.fields and not relinked and not (renew and linked):
+            # Nothing to write, the common case (a request that only read): one
+            # comparison of the encodings instead of working out an empty delta.
+            if renew:
+                session._adopt(record._replace(cookie_issued_s=now // 1000), State.LOADED)
+                return SaveResult("renewed", self._set_cookie(record, now))
+            session._modified = False
+            return UNCHANGED
+        changed = {key: raw for key, raw in fields.items() if record.fields.get(key) != raw}
+        removed = [key for key in record.fields if key not in fields]
         sets: list[Arg] = [arg for key, raw in changed.items() for arg in (k.field_of(key), raw)]
         dels: list[Arg] = [k.field_of(key) for key in removed]
         index: Batch = ()
@@ -238,10 +288,10 @@ class SessionCore:
                 index += (Script(INDEX_ADD, self.keys.user(user), (now, record.handle, cap)),)
         if not sets and not dels:
             if renew:
-                session._adopt(replace(record, cookie_issued_s=now // 1000), State.LOADED)
+                session._adopt(record._replace(cookie_issued_s=now // 1000), State.LOADED)
                 return SaveResult("renewed", self._set_cookie(record, now))
             session._modified = False
-            return SaveResult("unchanged")
+            return UNCHANGED
         key = self.keys.session(record.handle)
         update = Script(UPDATE, key, (now, self.expiry.idle_ms, len(sets) // 2, *sets, *dels))
         replies = yield (update, *index)
@@ -250,11 +300,11 @@ class SessionCore:
             log.debug("session %s: gone before this request saved; changes dropped", record.handle)
             if user is not None and relinked:
                 yield (Command(("ZREM", self.keys.user(user), record.handle)),)
-            return SaveResult("gone")
+            return GONE
         issued = now // 1000 if renew else record.cookie_issued_s
-        saved = replace(record, fields=fields, user_id=user, cap_ms=cap, cookie_issued_s=issued)
+        saved = record._replace(fields=fields, user_id=user, cap_ms=cap, cookie_issued_s=issued)
         session._adopt(saved, State.LOADED)
-        return SaveResult("renewed" if renew else "updated", self._set_cookie(saved, now) if renew else None)
+        return SaveResult("renewed", self._set_cookie(saved, now)) if renew else UPDATED
 
     def _regenerate(self, session: Session) -> Steps[SaveResult]:
         old = session._record
@@ -274,7 +324,7 @@ class SessionCore:
             if new.user_id is not None:
                 undo += (Command(("ZREM", self.keys.user(new.user_id), new.handle)),)
             yield undo
-            return SaveResult("gone")
+            return GONE
         session._adopt(new, State.LOADED)
         return SaveResult("regenerated", self._set_cookie(new, now))
 
@@ -332,12 +382,26 @@ class SessionCore:
         return SetCookie(self.signer.sign(record.sid), max_age)
 
 
-def _pairs(reply: object) -> dict[str, bytes]:
-    """Narrow an HGETALL-style flat reply (bytes or str items) to field -> bytes."""
-    if not isinstance(reply, list | tuple) or len(reply) % 2:
+_JSON = json.JSONDecoder()
+
+
+def _stored(reply: object) -> dict[str, str] | None:
+    """Narrow LOAD's reply (a JSON object, as bytes or str) to field -> value.
+
+    ``{}`` when there is no such hash (an empty Lua table is ``{}`` or ``[]``
+    depending on the server); None when the reply is not what LOAD returns
+    (text that is not UTF-8 JSON, or values that are not strings).
+    """
+    try:
+        if isinstance(reply, bytes | bytearray):
+            reply = str(reply, "utf-8")
+        if not isinstance(reply, str):
+            return None
+        parsed = _JSON.decode(reply)
+    except ValueError:  # not UTF-8, not JSON
+        return None
+    if parsed == []:
         return {}
-    items = [item.encode() if isinstance(item, str) else item for item in reply]
-    if not all(isinstance(item, bytes) for item in items):
-        return {}
-    it = iter(items)
-    return {name.decode("utf-8", "replace"): value for name, value in zip(it, it, strict=True)}
+    if not isinstance(parsed, dict) or not all(type(value) is str for value in parsed.values()):
+        return None
+    return parsed

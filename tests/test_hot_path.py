@@ -1,0 +1,104 @@
+"""Pieces of the request path made cheaper for speed (bench/, docs/benchmarks/profile.md):
+each must behave exactly as what it replaced. No Redis here."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from itsdangerous import TimestampSigner
+
+from sharedsession import Session
+from sharedsession._core.plan import SessionCore, _stored
+from sharedsession._core.record import Record
+from sharedsession._core.signing import CookieSigner, new_sid
+from sharedsession.config import SessionConfig
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (b'{"#v":"1","user":"\\"alice\\"","n":"5"}', {"#v": "1", "user": '"alice"', "n": "5"}),
+        ('{"#v":"1","caf\\u00e9":"\\"th\\u00e9\\""}', {"#v": "1", "café": '"thé"'}),  # a str reply
+        ('{"a":"\\"caf\u00e9\\""}'.encode(), {"a": '"café"'}),  # raw UTF-8, as Redis' cjson sends it
+        (b"{}", {}),  # no such hash
+        (b"[]", {}),  # the same, from servers whose cjson encodes an empty table as an array
+        (b'{"a":1}', None),  # values are always strings
+        (b'["#v","1"]', None),  # HGETALL's flat array: not what LOAD returns
+        (b"\xff{}", None),  # not UTF-8
+        (b"{not json", None),
+        (None, None),
+        (7, None),
+    ],
+)
+def test_load_reply_is_one_json_object(reply: object, expected: dict[str, str] | None) -> None:
+    assert _stored(reply) == expected
+
+
+def _record() -> Record:
+    return Record(
+        sid="s" * 43,
+        handle="h" * 32,
+        created_ms=1,
+        cap_ms=None,
+        user_id=None,
+        fields={"n": b"1"},
+        fingerprint="",
+        client_ip=None,
+        user_agent=None,
+        cookie_issued_s=1,
+    )
+
+
+def test_only_a_new_session_nothing_was_stored_in_is_untouched() -> None:
+    assert SessionCore.untouched(Session())
+    stored_in = Session()
+    stored_in["n"] = 1
+    assert not SessionCore.untouched(stored_in)
+    linked = Session()
+    linked.user_id = "alice"
+    assert not SessionCore.untouched(linked)
+    destroyed = Session()
+    destroyed.destroy()
+    assert not SessionCore.untouched(destroyed)
+    assert not SessionCore.untouched(Session({"n": 1}, record=_record()))
+
+
+def test_loaded_sizes_are_those_of_assignments() -> None:
+    loaded = Session({"n": 1, "#k": "v"}, record=_record()._replace(fields={"n": b"1", "#k": b'"v"'}))
+    assigned = Session()
+    assigned["n"] = 1
+    assigned["#k"] = "v"
+    assert (loaded._sizes, loaded._total) == (assigned._sizes, assigned._total)
+
+
+class _PlainSigner(TimestampSigner):
+    def get_timestamp(self) -> int:
+        return 1_700_000_000
+
+
+def test_cookies_are_what_itsdangerous_makes_and_reads() -> None:
+    # The signer caches derived keys and decodes the timestamp itself: cookies
+    # must stay exactly itsdangerous' TimestampSigner format, both ways.
+    plain = _PlainSigner(
+        [b"old", b"new"], salt="sharedsession.cookie", key_derivation="hmac", digest_method=hashlib.sha256
+    )
+    ours = CookieSigner(["new", "old"], clock=lambda: 1_700_000_000.0)
+    sid = new_sid()
+    value = ours.sign(sid)
+    raw, stamp = plain.unsign(value, return_timestamp=True)
+    assert (raw.decode(), int(stamp.timestamp())) == (sid, 1_700_000_000)
+    theirs = plain.sign(sid).decode()
+    assert ours.unsign(theirs, 10**10) is not None
+    signed_with_old = _PlainSigner(
+        b"old", salt="sharedsession.cookie", key_derivation="hmac", digest_method=hashlib.sha256
+    ).sign(sid)
+    assert ours.unsign(signed_with_old.decode(), 10**10) is not None
+    assert ours.unsign(value[:-2] + ("AA" if value[-2:] != "AA" else "BB"), 10**10) is None
+
+
+def test_client_is_needed_only_when_binding() -> None:
+    secret = "k" * 32
+    assert not SessionCore(SessionConfig(secret_key=secret)).binds
+    assert SessionCore(SessionConfig(secret_key=secret, bind_ip="subnet")).binds
+    assert SessionCore(SessionConfig(secret_key=secret, bind_user_agent=True)).binds
