@@ -1,0 +1,44 @@
+"""The benchmark's apps: one module per framework, every variant built from the environment.
+
+``BENCH_VARIANT`` picks the session layer (``none`` is the floor: the same
+routes with no session at all), ``BENCH_REDIS_URL`` the Redis, ``BENCH_SECRET``
+the signing key and ``BENCH_PREFIX`` a prefix put in front of each library's
+default key prefix (empty on the benchmark's own Redis, so key sizes are the
+libraries' real ones).
+
+Routes, identical in every variant:
+
+- ``GET /anon``: does not touch the session.
+- ``GET /read``: reads ``session["user"]``.
+- ``POST /write``: ``session["n"] += 1``.
+- ``POST /login``: stores ``{"user": "alice", "n": 5}`` in a new session.
+- ``POST /kv/<key>``: stores ``session[key] = 1`` (the lost-updates test).
+- ``GET /dump``: the session's keys, as JSON (checks the lost-updates test).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# Longest idle lifetime, for the libraries that take one (sharedsession's default).
+LIFETIME_SECONDS = 14 * 24 * 3600
+LOGIN_DATA: Mapping[str, object] = {"user": "alice", "n": 5}
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    variant: str
+    redis_url: str
+    secret: str
+    prefix: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> AppSettings:
+        return cls(
+            variant=env.get("BENCH_VARIANT", "none"),
+            redis_url=env.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            secret=env.get("BENCH_SECRET", "bench-secret-key-0123456789abcdef"),
+            prefix=env.get("BENCH_PREFIX", ""),
+        )
