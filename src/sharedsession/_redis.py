@@ -3,7 +3,10 @@
 Both runners share everything but the ``await``: queueing onto a redis-py
 pipeline is synchronous in both clients, and the step generators of
 ``_core`` decide what to send. A batch goes out as a non-transactional
-pipeline (one round trip on one server; on a Cluster, one per node touched).
+pipeline (one round trip on one server; on a Cluster, one per node touched),
+or, when it holds one operation (most requests), as that one command: the
+same round trip without a pipeline object, which costs redis-py more CPU than
+the command itself.
 
 Scripts run by EVALSHA; a server that does not know a script yet answers
 NOSCRIPT, and only those operations are sent again as EVAL, which also
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 import redis
@@ -31,6 +34,7 @@ from redis.exceptions import (
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
+    ResponseError,
     TryAgainError,
 )
 from redis.exceptions import (
@@ -40,7 +44,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from sharedsession._core.plan import Batch, Command, Replies, Steps
+from sharedsession._core.plan import Arg, Batch, Command, Op, Replies, Steps
 from sharedsession.config import SessionConfig
 from sharedsession.errors import StoreUnavailableError
 
@@ -99,6 +103,13 @@ def _enqueue(
             pipe.execute_command(*head, 1, op.key, *op.args, target_nodes=node_of(op.key))
 
 
+def _command(op: Op, *, by_source: bool) -> tuple[Arg, ...]:
+    if isinstance(op, Command):
+        return op.args
+    head = ("EVAL", op.script.source) if by_source else ("EVALSHA", op.script.sha)
+    return (*head, 1, op.key, *op.args)
+
+
 def _script_router(client: object) -> Callable[[str], object] | None:
     """For a synchronous RedisCluster: the node serving a key's slot, from its slot map.
 
@@ -144,6 +155,7 @@ class SyncRunner:
     def __init__(self, client: SyncClient) -> None:
         self.client = client
         self._node_of = _script_router(client)
+        self._execute: Callable[..., Any] | None = getattr(client, "execute_command", None)
 
     def run(self, batch: Batch) -> list[object]:
         with unavailable_as_error():
@@ -165,6 +177,14 @@ class SyncRunner:
             return stop.value  # type: ignore[no-any-return]
 
     def _send(self, batch: Batch, *, by_source: bool) -> list[object]:
+        if len(batch) == 1 and self._execute is not None:  # one command, no pipeline object
+            (op,) = batch
+            node_of = self._node_of
+            route = {} if node_of is None or isinstance(op, Command) else {"target_nodes": node_of(op.key)}
+            try:
+                return [self._execute(*_command(op, by_source=by_source), **route)]
+            except ResponseError as exc:  # an error reply, returned as a pipeline returns it
+                return [exc]
         pipe: SyncPipeline = self.client.pipeline(transaction=False)
         _enqueue(pipe, batch, by_source=by_source, node_of=self._node_of)
         return pipe.execute(raise_on_error=False)
@@ -175,6 +195,7 @@ class AsyncRunner:
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
+        self._execute: Callable[..., Awaitable[Any]] | None = getattr(client, "execute_command", None)
 
     async def run(self, batch: Batch) -> list[object]:
         with unavailable_as_error():
@@ -196,6 +217,11 @@ class AsyncRunner:
             return stop.value  # type: ignore[no-any-return]
 
     async def _send(self, batch: Batch, *, by_source: bool) -> list[object]:
+        if len(batch) == 1 and self._execute is not None:  # one command, no pipeline object
+            try:
+                return [await self._execute(*_command(batch[0], by_source=by_source))]
+            except ResponseError as exc:  # an error reply, returned as a pipeline returns it
+                return [exc]
         pipe: AsyncPipeline = self.client.pipeline(transaction=False)
         _enqueue(pipe, batch, by_source=by_source)
         return await pipe.execute(raise_on_error=False)
