@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from sharedsession.demo.processes import Child, free_port, spawn
+from sharedsession.demo.processes import Child, free_port, redis_server_argv, spawn
 
 # Sent by the harness itself around each measurement: not the apps' work.
 HARNESS_COMMANDS = frozenset({"info"})
@@ -141,20 +141,7 @@ def start(url: str | None, *, pin: Sequence[str] = ()) -> BenchRedis:
         )
     work = Path(tempfile.mkdtemp(prefix="sharedsession-bench-redis-"))
     port = free_port()
-    argv = [
-        *pin,
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(work),
-    ]
+    argv = [*pin, *redis_server_argv(binary, port, work)]
     child = spawn("redis-server", argv, {}, work / "redis.log")
     server = BenchRedis(f"redis://127.0.0.1:{port}/0", owned=True, child=child, work_dir=work)
     deadline = time.monotonic() + 10

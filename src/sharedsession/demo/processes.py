@@ -216,28 +216,35 @@ class RedisServer:
             server.server_close()  # type: ignore[attr-defined]
 
 
+def redis_server_argv(binary: str, port: int, work_dir: Path) -> list[str]:
+    """A throwaway redis-server on loopback: nothing saved, files in ``work_dir``."""
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(work_dir),
+    ]
+
+
 def start_redis(work_dir: Path, url: str | None = None) -> RedisServer:
     """The Redis at ``url``; else a local redis-server on a free port; else fakeredis's."""
     if url:
-        return RedisServer(url, f"the Redis at {_redact(url)} (REDIS_URL)")
+        from sharedsession.cli import redact_url  # here: the CLI imports this module
+
+        return RedisServer(url, f"the Redis at {redact_url(url)} (REDIS_URL)")
     binary = shutil.which("redis-server")
     if binary:
         port = free_port()
         child = spawn(
             "redis-server",
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(work_dir),
-            ],
+            redis_server_argv(binary, port, work_dir),
             {},
             work_dir / "redis.log",
         )
@@ -273,16 +280,6 @@ def _wait_for_redis(port: int, child: Child, timeout_seconds: float = 10.0) -> N
                 return
         time.sleep(0.05)
     raise TimeoutError("redis-server did not answer PING")
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
 
 
 @contextlib.contextmanager
