@@ -36,11 +36,20 @@ from sharedsession import (
     SessionStore,
     SetCookie,
 )
-from sharedsession._core.cookies import render
+from sharedsession._core.http import render
 from sharedsession._core.keys import KeySpace
 from sharedsession.asgi import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware, get_session
-from tests.asgi_support import BOUND_SECONDS, closed_port, delete_prefix, lifespan, recording_client
-from tests.conftest import SECRET, Backend, FakeClock, Log, RecordingAsyncRedis
+from tests.support import (
+    SECRET,
+    Backend,
+    FakeClock,
+    Log,
+    RecordingAsyncRedis,
+    closed_port,
+    delete_prefix,
+    valid_cookie,
+)
+from tests.support.asgi import BOUND_SECONDS, lifespan, recording_client
 
 # -- the app under test --------------------------------------------------------
 
@@ -468,7 +477,7 @@ async def test_redis_down_is_a_fast_503_only_where_a_session_is_needed(
     config = dead_redis_config
     store = AsyncSessionStore(config)
     app = make_app(store=store, exclude_paths=["/healthz"])
-    valid = store.core.signer.sign("A" * 43)
+    valid = valid_cookie(store.config)
     try:
         started = time.monotonic()
         response = await call(app, "GET", "/read", cookie=valid)
@@ -504,7 +513,7 @@ async def test_a_503_does_not_call_the_app(dead_redis_config: SessionConfig) -> 
     config = dead_redis_config
     app = SessionMiddleware(inner, config)
     try:
-        response = await call(app, "GET", "/x", cookie=app.store.core.signer.sign("A" * 43))
+        response = await call(app, "GET", "/x", cookie=valid_cookie(app.store.config))
         assert response.status_code == 503
         assert called == []
     finally:
@@ -761,7 +770,7 @@ async def test_websocket_denied_when_redis_is_down(dead_redis_config: SessionCon
 
     config = dead_redis_config
     app = SessionMiddleware(inner, config)
-    valid = app.store.core.signer.sign("A" * 43)
+    valid = valid_cookie(app.store.config)
     try:
         denied = await websocket(app, valid, {"websocket.http.response": {}})
         assert [m["type"] for m in denied] == [
@@ -905,7 +914,9 @@ def test_bad_exclude_paths_raise_at_construction(
 
 
 def test_the_keyword_fields_are_exactly_the_config_fields() -> None:
-    from sharedsession.asgi import _ConfigFields
+    from sharedsession.config import SessionFields
 
-    init_fields = {f.name for f in dataclasses.fields(SessionConfig) if f.init}
-    assert set(_ConfigFields.__annotations__) == init_fields
+    fields = {f.name: f.type for f in dataclasses.fields(SessionConfig) if f.init}
+    # Same names, and the same annotations (both modules use postponed annotations).
+    typed = {name: getattr(t, "__forward_arg__", t) for name, t in SessionFields.__annotations__.items()}
+    assert typed == fields

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sharedsession import AsyncSessionStore, SessionConfig
-from tests.asgi_support import BOUND_SECONDS, closed_port, delete_prefix, lifespan, recording_client
-from tests.conftest import SECRET, Backend, RecordingAsyncRedis
+from sharedsession import SessionConfig
+from tests.support import SECRET, Backend, RecordingAsyncRedis, closed_port, delete_prefix, valid_cookie
+from tests.support.asgi import BOUND_SECONDS, lifespan, recording_client
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "starlette_app"
 STATE_KEYS = {"replica", "framework", "pid", "user", "cart", "counter", "handle"}
@@ -267,7 +267,7 @@ async def test_redis_down_503_on_session_routes_healthz_still_ok(
     url = f"redis://127.0.0.1:{closed_port()}/0"
     config = SessionConfig(secret_key=SECRET, redis_url=url, redis_timeout=0.5)
     app = variant.create_app(demo.Settings(config=config, replica="r1"))
-    valid = AsyncSessionStore(config).core.signer.sign("A" * 43)
+    valid = valid_cookie(config)
     async with lifespan(app), browser(app) as client:  # the lifespan closes the app's Redis client
         client.cookies.set("session", valid)
         for path in ("/api/state", "/api/counter", "/"):

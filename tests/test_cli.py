@@ -4,6 +4,7 @@ under a key prefix of its own."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -18,19 +19,10 @@ import fakeredis
 import pytest
 
 from sharedsession import SessionConfig, SessionStore, SetCookie
-from sharedsession.cli import (
-    EXIT_NOT_FOUND,
-    EXIT_OK,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-    collect_stats,
-    eviction_risk,
-    eviction_warning,
-    main,
-    redact_url,
-    render_stats,
-)
-from tests.conftest import SECRET, delete_prefix
+from sharedsession._urls import redact_url
+from sharedsession.cli import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, main
+from sharedsession.cli.diagnostics import collect_stats, eviction_risk, eviction_warning, render_stats
+from tests.support import SECRET, delete_prefix
 
 IDLE = 1800
 # Generous: the client's timeouts are 1 s; a hang would take far longer.
@@ -76,7 +68,11 @@ def store(server_redis_url: str, prefix: str) -> Iterator[SessionStore]:
         bind_ip="exact",
         bind_user_agent=True,
     )
-    store = SessionStore(config)
+    # A clock that moves on by 1 ms at every reading: sessions made one after
+    # the other were created at different times, as "oldest first" needs.
+    ticks = itertools.count()
+    start = time.time()
+    store = SessionStore(config, clock=lambda: start + next(ticks) / 1000)
     yield store
     store.close()
 
@@ -100,7 +96,7 @@ def create(
 
 
 def is_alive(store: SessionStore, handle: str) -> bool:
-    return bool(store.redis.exists(store.core.keys.session(handle)))
+    return bool(store.redis.exists(store.keys.session(handle)))
 
 
 # -- stats -------------------------------------------------------------------------
@@ -205,7 +201,7 @@ class _EvictingRedis:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.connection_pool = inner.connection_pool
+        self.get_connection_kwargs = inner.get_connection_kwargs
 
     def pipeline(self, transaction: bool = True) -> Any:
         return self.inner.pipeline(transaction=transaction)

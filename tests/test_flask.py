@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from sharedsession import SessionConfig, SessionDataError, SessionStore, StoreUnavailableError
 from sharedsession._core import scripts
 from sharedsession.flask import FlaskSession, SharedSession, SharedSessionInterface, config_from_app, session
-from tests.conftest import SECRET, Backend, FakeClock, RecordingRedis
+from tests.support import SECRET, Backend, FakeClock, RecordingRedis, valid_cookie
 
 OLD_KEY = "old-signing-key-0123456789abcdef"
 # Generous: the client's timeouts are 0.5 s; a hang would take much longer.
@@ -409,7 +409,7 @@ def down(closed_port: int) -> Iterator[tuple[Flask, FlaskClient]]:
     ext = SharedSession(app, config)
     add_routes(app)
     client = app.test_client()
-    client.set_cookie("session", ext.store.core.signer.sign("A" * 43))  # valid, so it must be looked up
+    client.set_cookie("session", valid_cookie(ext.store.config))  # valid, so it must be looked up
     yield app, client
     ext.store.close()
 
@@ -460,7 +460,7 @@ def test_redis_silent_a_second_use_in_the_request_fails_at_once(silent_port: int
         return {"first": timings[0], "second": timings[1]}
 
     client = app.test_client()
-    client.set_cookie("session", ext.store.core.signer.sign("A" * 43))
+    client.set_cookie("session", valid_cookie(ext.store.config))
     response = client.get("/retry")
     assert response.status_code == 200  # the view handled it: nothing to save, no 503
     timings = response.get_json()
@@ -486,7 +486,7 @@ def test_the_app_can_replace_the_503_handler(closed_port: int, order: str) -> No
         app.register_error_handler(StoreUnavailableError, ours)
     add_routes(app)
     client = app.test_client()
-    client.set_cookie("session", ext.store.core.signer.sign("A" * 43))
+    client.set_cookie("session", valid_cookie(ext.store.config))
     for response in (client.get("/read"), client.post("/set/n", json=1)):
         assert response.status_code == 503
         assert response.get_json() == {"error": "sessions are down"}

@@ -25,7 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from sharedsession._core import scripts
-from tests.conftest import SECRET, Backend, RecordingRedis, delete_prefix
+from tests.support import SECRET, Backend, RecordingRedis, delete_prefix, valid_cookie
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_app"
 STATE_KEYS = {"replica", "framework", "pid", "user", "cart", "counter", "handle"}
@@ -254,7 +254,7 @@ def test_redis_outage_503_on_session_routes_healthz_still_ok(example: ModuleType
         {"SECRET_KEY": SECRET, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}, SHAREDSESSION_REDIS_TIMEOUT=0.5
     )
     client = app.test_client()
-    client.set_cookie("session", app.extensions["sharedsession"].store.core.signer.sign("A" * 43))
+    client.set_cookie("session", valid_cookie(app.extensions["sharedsession"].store.config))
     assert client.get("/healthz").status_code == 200
     for method, path in (("GET", "/api/state"), ("POST", "/api/counter"), ("GET", "/sessions")):
         started = time.monotonic()

@@ -8,11 +8,10 @@ import hashlib
 import pytest
 from itsdangerous import TimestampSigner
 
-from sharedsession import Session
+from sharedsession import Session, SessionConfig
 from sharedsession._core.plan import SessionCore, _stored
 from sharedsession._core.record import Record
 from sharedsession._core.signing import CookieSigner, new_sid
-from sharedsession.config import SessionConfig
 
 
 @pytest.mark.parametrize(
@@ -50,18 +49,18 @@ def _record() -> Record:
     )
 
 
-def test_only_a_new_session_nothing_was_stored_in_is_untouched() -> None:
-    assert SessionCore.untouched(Session())
+def test_only_a_new_session_nothing_was_stored_in_needs_no_save() -> None:
+    assert not SessionCore.needs_save(Session())
     stored_in = Session()
     stored_in["n"] = 1
-    assert not SessionCore.untouched(stored_in)
+    assert SessionCore.needs_save(stored_in)
     linked = Session()
     linked.user_id = "alice"
-    assert not SessionCore.untouched(linked)
+    assert SessionCore.needs_save(linked)
     destroyed = Session()
     destroyed.destroy()
-    assert not SessionCore.untouched(destroyed)
-    assert not SessionCore.untouched(Session({"n": 1}, record=_record()))
+    assert SessionCore.needs_save(destroyed)
+    assert SessionCore.needs_save(Session({"n": 1}, record=_record()))
 
 
 def test_loaded_sizes_are_those_of_assignments() -> None:
@@ -99,6 +98,6 @@ def test_cookies_are_what_itsdangerous_makes_and_reads() -> None:
 
 def test_client_is_needed_only_when_binding() -> None:
     secret = "k" * 32
-    assert not SessionCore(SessionConfig(secret_key=secret)).binds
-    assert SessionCore(SessionConfig(secret_key=secret, bind_ip="subnet")).binds
-    assert SessionCore(SessionConfig(secret_key=secret, bind_user_agent=True)).binds
+    assert not SessionConfig(secret_key=secret).binds
+    assert SessionConfig(secret_key=secret, bind_ip="subnet").binds
+    assert SessionConfig(secret_key=secret, bind_user_agent=True).binds

@@ -15,7 +15,7 @@ from sharedsession import Session, SessionConfig
 from sharedsession.asgi import SessionMiddleware, get_session
 from sharedsession.flask import SharedSession
 from sharedsession.flask import session as flask_session
-from tests.conftest import SECRET, Backend
+from tests.support import SECRET, Backend
 
 
 def make_flask(backend: Backend) -> flask.Flask:

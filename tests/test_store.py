@@ -24,7 +24,7 @@ from sharedsession import (
 )
 from sharedsession._core import keys as k
 from sharedsession._core.record import State
-from tests.conftest import SECRET, FakeClock, Harness, RecordingRedis
+from tests.support import SECRET, FakeClock, Harness, RecordingRedis
 
 MakeStore = Callable[..., Harness]
 
@@ -43,7 +43,7 @@ def create(store: Harness, data: dict[str, Any] | None = None, **attrs: Any) -> 
 
 
 def session_key(store: Harness, cookie: str) -> str:
-    parsed = store.core.signer.unsign(cookie, 10**9)
+    parsed = store.signer.unsign(cookie, 10**9)
     assert parsed is not None
     sid, _ = parsed
     return store.keys.session(k.handle_of(sid))
@@ -129,7 +129,7 @@ def test_load_slides_the_ttl(store: Harness, raw: Any, clock: FakeClock) -> None
     key = session_key(store, cookie)
     clock.advance(100)
     store.load(cookie)
-    expected = int(clock.now * 1000) + store.core.expiry.idle_ms
+    expected = int(clock.now * 1000) + store.expiry.idle_ms
     assert abs(raw.execute_command("PEXPIRETIME", key) - expected) <= 1
 
 
@@ -344,7 +344,7 @@ def test_redis_holds_no_usable_cookie(store: Harness, raw: Any) -> None:
     assert sid.encode() not in dump
     handle = store.sessions_of("frank")[0].handle
     assert store.load(handle).new  # a handle is not a cookie
-    assert store.load(store.core.signer.sign(handle)).new
+    assert store.load(store.signer.sign(handle)).new
 
 
 # -- user index ------------------------------------------------------------------
@@ -426,7 +426,7 @@ def test_index_entries_of_dead_sessions_are_pruned(store: Harness, raw: Any) -> 
 def test_the_index_expires_with_its_last_session(store: Harness, raw: Any, clock: FakeClock) -> None:
     create(store, user_id="max")
     index_expiry = raw.execute_command("PEXPIRETIME", store.keys.user("max"))
-    horizon = int(clock.now * 1000) + 2 * store.core.expiry.idle_ms
+    horizon = int(clock.now * 1000) + 2 * store.expiry.idle_ms
     assert abs(index_expiry - horizon) <= 1
 
 
@@ -548,17 +548,19 @@ def test_renewal_of_a_linked_session_moves_its_cap_and_index_entry(
     assert abs(raw.zscore(store.keys.user("nina"), session.handle) - horizon) <= 1
 
 
-def test_idle_timeout_expires_on_real_time(make_store: MakeStore) -> None:
+def test_idle_timeout_expires_on_real_time(make_store: MakeStore, clock: FakeClock) -> None:
     store = make_store(idle_timeout=1)
-    store.core._clock = time.time  # real time for Redis-side expiry
+    clock.use_real_time()  # for Redis-side expiry
     cookie = create(store)
     time.sleep(2.2)
     assert store.load(cookie).new
 
 
-def test_absolute_timeout_expires_an_active_session_on_real_time(make_store: MakeStore) -> None:
+def test_absolute_timeout_expires_an_active_session_on_real_time(
+    make_store: MakeStore, clock: FakeClock
+) -> None:
     store = make_store(idle_timeout=30, absolute_timeout=2)
-    store.core._clock = time.time
+    clock.use_real_time()
     cookie = create(store)
     time.sleep(0.2)
     assert not store.load(cookie).new  # alive, and the load slid nothing past the cap

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sharedsession import AsyncSessionStore, SessionConfig, SessionStore, StoreUnavailableError
-from tests.conftest import SECRET
+from tests.support import SECRET, valid_cookie
 
 # Generous: the client's timeouts are 0.5 s; a hang would take forever.
 BOUND_SECONDS = 5.0
@@ -18,8 +18,8 @@ def config(port: int) -> SessionConfig:
     return SessionConfig(secret_key=SECRET, redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout=0.5)
 
 
-def valid_cookie(store: SessionStore | AsyncSessionStore) -> str:
-    return store.core.signer.sign("A" * 43)
+def cookie_of(store: SessionStore | AsyncSessionStore) -> str:
+    return valid_cookie(store.config)
 
 
 @pytest.mark.parametrize("port_fixture", ["closed_port", "silent_port"])
@@ -27,7 +27,7 @@ def test_sync_store_fails_fast(request: pytest.FixtureRequest, port_fixture: str
     store = SessionStore(config(request.getfixturevalue(port_fixture)))
     try:
         for call in (
-            lambda: store.load(valid_cookie(store)),
+            lambda: store.load(cookie_of(store)),
             lambda: store.sessions_of("alice"),
             lambda: store.revoke("0" * 32),
             store.count,
@@ -50,7 +50,7 @@ def test_async_store_fails_fast(request: pytest.FixtureRequest, port_fixture: st
         try:
             started = time.monotonic()
             with pytest.raises(StoreUnavailableError):
-                await store.load(valid_cookie(store))
+                await store.load(cookie_of(store))
             assert time.monotonic() - started < BOUND_SECONDS
         finally:
             await store.aclose()

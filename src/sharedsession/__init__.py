@@ -7,18 +7,18 @@ this package imports neither framework.
 from __future__ import annotations
 
 from sharedsession._core.admin import SessionInfo
-from sharedsession._core.cookies import ExpireCookie, SetCookie
-from sharedsession._core.plan import SaveResult
-from sharedsession._core.record import Client
-from sharedsession.config import SessionConfig
-from sharedsession.errors import (
+from sharedsession._core.config import SessionConfig
+from sharedsession._core.errors import (
     SessionDataError,
     SessionError,
     SessionTooLargeError,
     StoreUnavailableError,
     UnserializableValueError,
 )
-from sharedsession.session import Session
+from sharedsession._core.http import ExpireCookie, SetCookie
+from sharedsession._core.plan import SaveResult
+from sharedsession._core.record import Client
+from sharedsession._core.session import Session
 from sharedsession.store import AsyncSessionStore, SessionStore
 
 __version__ = "0.1.0"

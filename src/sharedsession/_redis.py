@@ -1,8 +1,8 @@
 """Run the core's batches on Redis: one pipeline per batch, sync or asyncio.
 
-Both runners share everything but the ``await``: queueing onto a redis-py
-pipeline is synchronous in both clients, and the step generators of
-``_core`` decide what to send. A batch goes out as a non-transactional
+Both runners share everything but the call that does I/O (``_send``): the
+step generators of ``_core`` decide what to send, and ``_Runner._exchange``
+turns their batches into redis-py calls and their replies back. A batch goes out as a non-transactional
 pipeline (one round trip on one server; on a Cluster, one per node touched),
 or, when it holds one operation (most requests), as that one command: the
 same round trip without a pipeline object, which costs redis-py more CPU than
@@ -13,7 +13,8 @@ NOSCRIPT, and only those operations are sent again as EVAL, which also
 caches the script on that server (works the same on every Cluster node).
 
 On Redis Cluster every operation names one key, so each goes to the node of
-its slot; a batch that touches several nodes is still one ``execute()``
+its slot (scripts routed by us, see ``_script_router``); a batch that touches
+several nodes is still one ``execute()``
 (one round trip per node, sent in parallel). Nothing relies on two keys
 sharing a slot, and no key uses a hash tag (see ``_core/keys.py``).
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol, TypeVar
 
 import redis
@@ -44,9 +45,9 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from sharedsession._core.plan import Arg, Batch, Command, Op, Replies, Steps
-from sharedsession.config import SessionConfig
-from sharedsession.errors import StoreUnavailableError
+from sharedsession._core.config import SessionConfig
+from sharedsession._core.errors import StoreUnavailableError
+from sharedsession._core.ops import Arg, Batch, Command, Replies, Steps
 
 T = TypeVar("T")
 
@@ -67,16 +68,6 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 
-class SyncPipeline(Protocol):
-    def execute_command(self, *args: Any, **options: Any) -> Any: ...
-    def execute(self, raise_on_error: bool = ...) -> list[Any]: ...
-
-
-class AsyncPipeline(Protocol):
-    def execute_command(self, *args: Any, **options: Any) -> Any: ...
-    async def execute(self, raise_on_error: bool = ...) -> list[Any]: ...
-
-
 class SyncClient(Protocol):
     def pipeline(self, transaction: bool = ...) -> Any: ...
 
@@ -85,49 +76,24 @@ class AsyncClient(Protocol):
     def pipeline(self, transaction: bool = ...) -> Any: ...
 
 
-def _enqueue(
-    pipe: SyncPipeline | AsyncPipeline,
-    batch: Batch,
-    *,
-    by_source: bool,
-    node_of: Callable[[str], object] | None = None,
-) -> None:
-    for op in batch:
-        if isinstance(op, Command):
-            pipe.execute_command(*op.args)
-            continue
-        head = ("EVAL", op.script.source) if by_source else ("EVALSHA", op.script.sha)
-        if node_of is None:
-            pipe.execute_command(*head, 1, op.key, *op.args)
-        else:
-            pipe.execute_command(*head, 1, op.key, *op.args, target_nodes=node_of(op.key))
-
-
-def _command(op: Op, *, by_source: bool) -> tuple[Arg, ...]:
-    if isinstance(op, Command):
-        return op.args
-    head = ("EVAL", op.script.source) if by_source else ("EVALSHA", op.script.sha)
-    return (*head, 1, op.key, *op.args)
+#: One command as it goes to redis-py: its arguments, and keyword options
+#: (``target_nodes`` on Redis Cluster).
+Call = tuple[tuple[Arg, ...], dict[str, Any]]
 
 
 def _script_router(client: object) -> Callable[[str], object] | None:
-    """For a synchronous RedisCluster: the node serving a key's slot, from its slot map.
+    """For a RedisCluster (sync or asyncio): the node serving a key's slot, from its slot map.
 
     redis-py's sync ``ClusterPipeline`` finds the keys of an EVAL/EVALSHA by
     asking its *default node* (``COMMAND GETKEYS``) before sending anything:
     one hidden round trip per script, and every script fails, whatever its
     slot, while that one node is down. Each of our scripts runs on exactly one
-    key, which we hold, so we name its node ourselves. A stale slot map is
-    still safe: that node answers MOVED and redis-py resends the command by
-    slot. The asyncio cluster pipeline reads the key itself, and other
-    clients have no slots: both get None.
+    key, which we hold, so we name its node ourselves, on both clients alike.
+    A stale slot map is still safe: that node answers MOVED and redis-py
+    resends the command by slot. Clients without slots get None.
     """
     node_of = getattr(client, "get_node_from_key", None)
     return node_of if callable(node_of) else None
-
-
-def _missing_scripts(replies: Sequence[object]) -> list[int]:
-    return [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
 
 
 def _settle(replies: list[object]) -> list[object]:
@@ -149,82 +115,117 @@ def unavailable_as_error() -> Iterator[None]:
         raise StoreUnavailableError(f"Redis is unavailable: {type(exc).__name__}: {exc}") from exc
 
 
-class SyncRunner:
-    """Runs batches and drives step generators on a synchronous redis-py client."""
+class _Runner:
+    """What both runners share: everything but sending the calls.
 
-    def __init__(self, client: SyncClient) -> None:
+    :meth:`_exchange` drives a step generator and yields, for each round trip,
+    the redis-py calls to make; the runner makes them (:meth:`_send`, sync or
+    awaited) and sends back the raw replies, an error reply as an exception
+    object in its place. Turning batches into calls, Cluster routing, the
+    NOSCRIPT fallback and error mapping all happen here, once.
+    """
+
+    def __init__(self, client: Any) -> None:
         self.client = client
         self._node_of = _script_router(client)
+        #: The client's own one-command call, which skips the pipeline object.
         self._execute: Callable[..., Any] | None = getattr(client, "execute_command", None)
 
-    def run(self, batch: Batch) -> list[object]:
-        with unavailable_as_error():
-            replies = self._send(batch, by_source=False)
-            missing = _missing_scripts(replies)
+    def _exchange(self, steps: Steps[T]) -> Generator[list[Call], list[object], T]:
+        replies: Replies | None = None
+        while True:
+            try:
+                batch = steps.send(replies)  # type: ignore[arg-type]  # None primes it
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            raw = yield self._calls(batch, by_source=False)
+            missing = [i for i, reply in enumerate(raw) if isinstance(reply, NoScriptError)]
             if missing:
-                again = self._send(tuple(batch[i] for i in missing), by_source=True)
+                # Only those scripts again, by source: EVAL also caches them on that server.
+                again = yield self._calls(tuple(batch[i] for i in missing), by_source=True)
                 for i, reply in zip(missing, again, strict=True):
-                    replies[i] = reply
-        return _settle(replies)
+                    raw[i] = reply
+            replies = _settle(raw)
+
+    def _calls(self, batch: Batch, *, by_source: bool) -> list[Call]:
+        calls: list[Call] = []
+        for op in batch:
+            if isinstance(op, Command):
+                calls.append((op.args, {}))
+                continue
+            head = ("EVAL", op.script.source) if by_source else ("EVALSHA", op.script.sha)
+            calls.append(((*head, 1, op.key, *op.args), self._route(op.key)))
+        return calls
+
+    def _route(self, key: str) -> dict[str, Any]:
+        if self._node_of is None:
+            return {}
+        try:
+            return {"target_nodes": self._node_of(key)}
+        except RedisClusterException:
+            # No slot map yet (an asyncio cluster client learns it on its first
+            # command) or the slot is uncovered: let redis-py route it, or fail, itself.
+            return {}
+
+
+class SyncRunner(_Runner):
+    """Drives step generators on a synchronous redis-py client."""
+
+    def __init__(self, client: SyncClient) -> None:
+        super().__init__(client)
 
     def drive(self, steps: Steps[T]) -> T:
-        replies: Replies | None = None
-        try:
-            while True:
-                batch = steps.send(replies)  # type: ignore[arg-type]  # None primes it
-                replies = self.run(batch)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-
-    def _send(self, batch: Batch, *, by_source: bool) -> list[object]:
-        if len(batch) == 1 and self._execute is not None:  # one command, no pipeline object
-            (op,) = batch
-            node_of = self._node_of
-            route = {} if node_of is None or isinstance(op, Command) else {"target_nodes": node_of(op.key)}
+        exchange = self._exchange(steps)
+        raw: list[object] | None = None
+        while True:
             try:
-                return [self._execute(*_command(op, by_source=by_source), **route)]
-            except ResponseError as exc:  # an error reply, returned as a pipeline returns it
-                return [exc]
-        pipe: SyncPipeline = self.client.pipeline(transaction=False)
-        _enqueue(pipe, batch, by_source=by_source, node_of=self._node_of)
-        return pipe.execute(raise_on_error=False)
+                calls = exchange.send(raw)  # type: ignore[arg-type]  # None primes it
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            raw = self._send(calls)
+
+    def _send(self, calls: list[Call]) -> list[object]:
+        with unavailable_as_error():
+            if len(calls) == 1 and self._execute is not None:  # one command, no pipeline object
+                ((args, options),) = calls
+                try:
+                    return [self._execute(*args, **options)]
+                except ResponseError as exc:  # an error reply, returned as a pipeline returns it
+                    return [exc]
+            pipe = self.client.pipeline(transaction=False)
+            for args, options in calls:
+                pipe.execute_command(*args, **options)
+            return pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
 
 
-class AsyncRunner:
-    """The asyncio twin of SyncRunner: the same steps, awaited."""
+class AsyncRunner(_Runner):
+    """The asyncio twin of SyncRunner: the same exchange, its calls awaited."""
 
     def __init__(self, client: AsyncClient) -> None:
-        self.client = client
-        self._execute: Callable[..., Awaitable[Any]] | None = getattr(client, "execute_command", None)
-
-    async def run(self, batch: Batch) -> list[object]:
-        with unavailable_as_error():
-            replies = await self._send(batch, by_source=False)
-            missing = _missing_scripts(replies)
-            if missing:
-                again = await self._send(tuple(batch[i] for i in missing), by_source=True)
-                for i, reply in zip(missing, again, strict=True):
-                    replies[i] = reply
-        return _settle(replies)
+        super().__init__(client)
 
     async def drive(self, steps: Steps[T]) -> T:
-        replies: Replies | None = None
-        try:
-            while True:
-                batch = steps.send(replies)  # type: ignore[arg-type]  # None primes it
-                replies = await self.run(batch)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-
-    async def _send(self, batch: Batch, *, by_source: bool) -> list[object]:
-        if len(batch) == 1 and self._execute is not None:  # one command, no pipeline object
+        exchange = self._exchange(steps)
+        raw: list[object] | None = None
+        while True:
             try:
-                return [await self._execute(*_command(batch[0], by_source=by_source))]
-            except ResponseError as exc:  # an error reply, returned as a pipeline returns it
-                return [exc]
-        pipe: AsyncPipeline = self.client.pipeline(transaction=False)
-        _enqueue(pipe, batch, by_source=by_source)
-        return await pipe.execute(raise_on_error=False)
+                calls = exchange.send(raw)  # type: ignore[arg-type]  # None primes it
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            raw = await self._send(calls)
+
+    async def _send(self, calls: list[Call]) -> list[object]:
+        with unavailable_as_error():
+            if len(calls) == 1 and self._execute is not None:  # one command, no pipeline object
+                ((args, options),) = calls
+                try:
+                    return [await self._execute(*args, **options)]
+                except ResponseError as exc:  # an error reply, returned as a pipeline returns it
+                    return [exc]
+            pipe = self.client.pipeline(transaction=False)
+            for args, options in calls:
+                pipe.execute_command(*args, **options)
+            return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
 
 
 def is_async_client(client: object) -> bool:

@@ -34,14 +34,14 @@ Redis client the middleware built is closed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
 
-from sharedsession._core.cookies import read_cookie, render
+from sharedsession._core.config import SessionConfig, SessionFields
+from sharedsession._core.errors import StoreUnavailableError
+from sharedsession._core.http import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, UNAVAILABLE_STATUS, read_cookie
 from sharedsession._core.record import UNBOUND, Client
-from sharedsession.config import BindIp, SessionConfig
-from sharedsession.errors import StoreUnavailableError
-from sharedsession.session import Session
+from sharedsession._core.session import Session
 from sharedsession.store import AsyncSessionStore
 
 if TYPE_CHECKING:
@@ -59,36 +59,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class _ConfigFields(TypedDict, total=False):
-    """SessionConfig's fields, so that type checkers check the middleware's keywords too."""
-
-    secret_key: str | bytes | Sequence[str | bytes]
-    redis_url: str
-    redis: object | None
-    redis_timeout: float
-    key_prefix: str
-    idle_timeout: float
-    absolute_timeout: float | None
-    bind_ip: BindIp
-    bind_user_agent: bool
-    trusted_proxies: Sequence[str]
-    cookie_name: str
-    cookie_domain: str | None
-    cookie_path: str
-    cookie_secure: bool
-    cookie_httponly: bool
-    cookie_samesite: str | None
-    max_size: int
-
-
-# Long enough for a Redis failover to finish; a client that obeys it will not hammer us.
-RETRY_AFTER_SECONDS = 5
-_UNAVAILABLE_BODY = b"503 Service Unavailable: the session store cannot be reached; try again shortly.\n"
-_UNAVAILABLE_HEADERS = (
-    (b"content-type", b"text/plain; charset=utf-8"),
-    (b"content-length", str(len(_UNAVAILABLE_BODY)).encode()),
-    (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-    (b"cache-control", b"no-store"),
+_UNAVAILABLE_HEADERS = tuple(
+    (name.encode("latin-1"), value.encode("latin-1"))
+    for name, value in (*UNAVAILABLE_HEADERS, ("content-length", str(len(UNAVAILABLE_BODY))))
 )
 # Before accept, a close is a denial (servers answer 403); 1013 is "try again later".
 _WS_TRY_AGAIN_LATER = 1013
@@ -123,7 +96,7 @@ class SessionMiddleware:
         *,
         store: AsyncSessionStore | None = None,
         exclude_paths: Iterable[str] = (),
-        **fields: Unpack[_ConfigFields],
+        **fields: Unpack[SessionFields],
     ) -> None:
         given = [name for name, value in (("config", config), ("store", store)) if value is not None]
         if fields:
@@ -178,7 +151,7 @@ class SessionMiddleware:
         # HTTP/2 may split cookies over several headers.
         cookies = [value.decode("latin-1") for name, value in headers if name == b"cookie"]
         cookie = read_cookie("; ".join(cookies), self.config.cookie_name) if cookies else None
-        if not self.store.core.binds:
+        if not self.store.binds:
             return cookie, UNBOUND  # nothing about the client is used
         forwarded: list[str] = []
         user_agent: str | None = None
@@ -199,7 +172,7 @@ class SessionMiddleware:
                 return  # our 503 went out instead: drop the rest of the app's response
             if message["type"] == "http.response.start":
                 store = self.store
-                if store.core.untouched(session):
+                if not store.needs_save(session):
                     action = None  # an anonymous request that stored nothing: nothing to save
                 else:
                     try:
@@ -214,8 +187,7 @@ class SessionMiddleware:
                     return
                 headers = list(message.get("headers") or ())
                 if action is not None:
-                    now = self.store.core.now_ms() / 1000
-                    headers.append((b"set-cookie", render(action, self.config, now).encode("latin-1")))
+                    headers.append((b"set-cookie", store.cookie_header(action).encode("latin-1")))
                 # The response depends on the cookie: shared caches must not hand it to others.
                 _add_vary_cookie(headers)
                 message = {**message, "headers": headers}
@@ -282,15 +254,20 @@ def _add_vary_cookie(headers: list[Any]) -> None:
 
 
 async def _send_unavailable(send: Send) -> None:
-    await send({"type": "http.response.start", "status": 503, "headers": list(_UNAVAILABLE_HEADERS)})
-    await send({"type": "http.response.body", "body": _UNAVAILABLE_BODY})
+    headers = list(_UNAVAILABLE_HEADERS)
+    await send({"type": "http.response.start", "status": UNAVAILABLE_STATUS, "headers": headers})
+    await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
 
 
 async def _deny_websocket(scope: Scope, send: Send) -> None:
     if "websocket.http.response" in (scope.get("extensions") or {}):
         await send(
-            {"type": "websocket.http.response.start", "status": 503, "headers": list(_UNAVAILABLE_HEADERS)}
+            {
+                "type": "websocket.http.response.start",
+                "status": UNAVAILABLE_STATUS,
+                "headers": list(_UNAVAILABLE_HEADERS),
+            }
         )
-        await send({"type": "websocket.http.response.body", "body": _UNAVAILABLE_BODY})
+        await send({"type": "websocket.http.response.body", "body": UNAVAILABLE_BODY})
     else:
         await send({"type": "websocket.close", "code": _WS_TRY_AGAIN_LATER})

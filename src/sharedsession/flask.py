@@ -74,11 +74,17 @@ from flask import Flask, Response, current_app, got_request_exception, has_app_c
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 
-from sharedsession._core.cookies import CookieAction, ExpireCookie, SetCookie, read_cookie
+from sharedsession._core.config import SessionConfig
+from sharedsession._core.errors import SessionError, StoreUnavailableError
+from sharedsession._core.http import (
+    UNAVAILABLE_BODY,
+    UNAVAILABLE_HEADERS,
+    UNAVAILABLE_STATUS,
+    CookieAction,
+    read_cookie,
+)
 from sharedsession._core.record import UNBOUND, State
-from sharedsession.config import SessionConfig
-from sharedsession.errors import SessionError, StoreUnavailableError
-from sharedsession.session import Session
+from sharedsession._core.session import Session
 from sharedsession.store import SessionStore
 
 if TYPE_CHECKING:
@@ -100,8 +106,6 @@ log = logging.getLogger("sharedsession.flask")
 EXTENSION_KEY = "sharedsession"
 #: Prefix of the app.config keys read by :func:`config_from_app`.
 CONFIG_PREFIX = "SHAREDSESSION_"
-#: Seconds a client is asked to wait by the default 503 answer.
-RETRY_AFTER_SECONDS = 5
 
 # Where open_session leaves the request's session, so that our hooks reach it
 # without the flask.session proxy (which marks the session accessed, adding
@@ -204,11 +208,6 @@ class FlaskSession(Session, SessionMixin):
 
     # -- loading ----------------------------------------------------------
 
-    @property
-    def loaded(self) -> bool:
-        """True once the session was read (or found absent) in this request."""
-        return self._pending is None
-
     def _load(self) -> None:
         pending = self._pending
         if pending is None:
@@ -218,18 +217,16 @@ class FlaskSession(Session, SessionMixin):
             # Do not wait for Redis twice in one request.
             raise StoreUnavailableError(*self._load_error.args) from self._load_error.__cause__
         store, request = pending
-        core = store.core
         client = UNBOUND
-        if core.binds:
+        if store.binds:
             headers = request.headers
             peer = request.environ.get("REMOTE_ADDR")
-            client = core.client(peer, headers.getlist("X-Forwarded-For"), headers.get("User-Agent"))
+            client = store.client(peer, headers.getlist("X-Forwarded-For"), headers.get("User-Agent"))
         # Only our cookie is wanted: read it from the header (as the ASGI adapter
         # does) rather than have werkzeug parse every cookie into a MultiDict.
         cookie_value = read_cookie(request.environ.get("HTTP_COOKIE"), store.config.cookie_name)
         try:
-            # What store.load does, filling this object rather than making another to copy.
-            store.runner.drive(core.load(cookie_value, client, into=self))
+            store.load(cookie_value, client, into=self)  # fills this object, no copy
         except StoreUnavailableError as exc:
             self._load_error = exc
             raise
@@ -456,28 +453,8 @@ class SharedSessionInterface(SessionInterface):
         # then answers 500); the usual save, in that function, has run by now.
         self.commit(session)
         action, session._cookie = session._cookie, None
-        config = self.config
-        if isinstance(action, SetCookie):
-            response.set_cookie(
-                config.cookie_name,
-                action.value,
-                max_age=action.max_age_seconds,
-                path=config.cookie_path,
-                domain=config.cookie_domain,
-                secure=config.cookie_secure,
-                httponly=config.cookie_httponly,
-                samesite=config.cookie_samesite,
-            )
-        elif isinstance(action, ExpireCookie):
-            response.delete_cookie(
-                config.cookie_name,
-                path=config.cookie_path,
-                domain=config.cookie_domain,
-                secure=config.cookie_secure,
-                httponly=config.cookie_httponly,
-                samesite=config.cookie_samesite,
-            )
         if action is not None:
+            response.headers.add("Set-Cookie", self.store.cookie_header(action))
             _vary_on_cookie(response)
 
     def commit(self, session: FlaskSession) -> None:
@@ -486,7 +463,7 @@ class SharedSessionInterface(SessionInterface):
         Remembers the cookie action for ``save_session``. A failure closes the
         session (no retry in this request) and is raised.
         """
-        if session._closed or session._pending is not None:
+        if session._closed or session._pending is not None or not self.store.needs_save(session):
             return
         try:
             result = self.store.save(session)
@@ -560,14 +537,7 @@ def store_unavailable(error: StoreUnavailableError) -> Response:
     ``@app.errorhandler(StoreUnavailableError)``.
     """
     log.warning("session store unavailable, answering 503: %s", error)
-    response = current_app.response_class(
-        "503 Service Unavailable: sessions cannot be reached just now. Please retry shortly.\n",
-        status=503,
-        mimetype="text/plain",
-    )
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return current_app.response_class(UNAVAILABLE_BODY, UNAVAILABLE_STATUS, UNAVAILABLE_HEADERS)
 
 
 #: ``flask.session``, typed as :class:`FlaskSession` for type checkers

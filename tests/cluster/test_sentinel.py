@@ -41,7 +41,7 @@ from tests.cluster.servers import (
     start_sentinel_group,
     wait_until,
 )
-from tests.conftest import SECRET
+from tests.support import SECRET
 
 pytestmark = pytest.mark.skipif(
     not (REDIS_SERVER and REDIS_SENTINEL),

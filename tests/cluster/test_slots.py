@@ -19,7 +19,7 @@ import pytest
 from redis.crc import key_slot
 
 from sharedsession import AsyncSessionStore, Session, SessionConfig, SessionStore, SetCookie
-from tests.conftest import SECRET, Backend, FakeClock, Harness, Log
+from tests.support import SECRET, Backend, FakeClock, Harness, Log
 
 Batch = list[tuple[Any, ...]]
 
@@ -104,7 +104,7 @@ def recorded(backend: Backend, mode: str, clock: FakeClock) -> Iterator[tuple[Ha
     config = SessionConfig(secret_key=SECRET, redis=recorder, key_prefix=backend.prefix, idle_timeout=100)
     store: SessionStore | AsyncSessionStore
     store = AsyncSessionStore(config, clock=clock) if loop else SessionStore(config, clock=clock)
-    yield Harness(store, Log(), loop), recorder
+    yield Harness(store, Log(), loop, clock), recorder
     if loop is not None:
         loop.run_until_complete(inner.aclose())
         loop.close()

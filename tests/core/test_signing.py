@@ -8,31 +8,19 @@ import re
 import pytest
 
 from sharedsession._core.signing import CLOCK_SKEW_SECONDS, CookieSigner, new_sid
+from tests.support import FakeClock
 
 T0 = 1_700_000_000.25
 MAX_AGE = 3600
 
 
-class Clock:
-    """A clock the test sets by hand."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def signer(clock: Clock) -> CookieSigner:
+def signer(clock: FakeClock) -> CookieSigner:
     return CookieSigner(["k" * 32], clock)
 
 
@@ -66,20 +54,20 @@ def test_round_trip(signer: CookieSigner) -> None:
 
 @pytest.mark.parametrize("now", [1_700_000_000.0, 1_700_000_000.999, 1_800_000_123.5, 86_400.0])
 def test_issue_time_comes_from_the_clock(now: float) -> None:
-    clock = Clock(now)
+    clock = FakeClock(now)
     signer = CookieSigner(["key"], clock)
     sid = new_sid()
     assert signer.unsign(signer.sign(sid), MAX_AGE) == (sid, int(now))
 
 
-def test_issue_time_is_when_signed_not_when_read(clock: Clock, signer: CookieSigner) -> None:
+def test_issue_time_is_when_signed_not_when_read(clock: FakeClock, signer: CookieSigner) -> None:
     sid = new_sid()
     value = signer.sign(sid)
     clock.advance(100)
     assert signer.unsign(value, MAX_AGE) == (sid, 1_700_000_000)
 
 
-def test_same_sid_signed_at_different_times_differs(clock: Clock, signer: CookieSigner) -> None:
+def test_same_sid_signed_at_different_times_differs(clock: FakeClock, signer: CookieSigner) -> None:
     sid = new_sid()
     first = signer.sign(sid)
     clock.advance(1)
@@ -165,14 +153,14 @@ def test_huge_value(signer: CookieSigner) -> None:
     assert signer.unsign("A" * 10_240 + "." + value, MAX_AGE) is None
 
 
-def test_value_signed_with_another_key(clock: Clock, signer: CookieSigner) -> None:
+def test_value_signed_with_another_key(clock: FakeClock, signer: CookieSigner) -> None:
     other = CookieSigner(["another-key"], clock)
     value = other.sign(new_sid())
     assert signer.unsign(value, MAX_AGE) is None
     assert other.unsign(value, MAX_AGE) is not None
 
 
-def test_str_and_bytes_keys_are_the_same_key(clock: Clock) -> None:
+def test_str_and_bytes_keys_are_the_same_key(clock: FakeClock) -> None:
     sid = new_sid()
     value = CookieSigner(["same-key"], clock).sign(sid)
     assert CookieSigner([b"same-key"], clock).unsign(value, MAX_AGE) == (sid, 1_700_000_000)
@@ -181,14 +169,14 @@ def test_str_and_bytes_keys_are_the_same_key(clock: Clock) -> None:
 # -- key rotation ------------------------------------------------------------------
 
 
-def test_old_key_still_verifies_after_rotation(clock: Clock) -> None:
+def test_old_key_still_verifies_after_rotation(clock: FakeClock) -> None:
     sid = new_sid()
     old_cookie = CookieSigner(["old"], clock).sign(sid)
     rotated = CookieSigner(["new", "old"], clock)
     assert rotated.unsign(old_cookie, MAX_AGE) == (sid, 1_700_000_000)
 
 
-def test_rotated_signer_signs_with_the_newest_key(clock: Clock) -> None:
+def test_rotated_signer_signs_with_the_newest_key(clock: FakeClock) -> None:
     sid = new_sid()
     value = CookieSigner(["new", "old"], clock).sign(sid)
     assert CookieSigner(["new"], clock).unsign(value, MAX_AGE) == (sid, 1_700_000_000)
@@ -196,12 +184,12 @@ def test_rotated_signer_signs_with_the_newest_key(clock: Clock) -> None:
     assert value == CookieSigner(["new"], clock).sign(sid)
 
 
-def test_dropped_key_no_longer_verifies(clock: Clock) -> None:
+def test_dropped_key_no_longer_verifies(clock: FakeClock) -> None:
     old_cookie = CookieSigner(["oldest"], clock).sign(new_sid())
     assert CookieSigner(["new", "old"], clock).unsign(old_cookie, MAX_AGE) is None
 
 
-def test_middle_key_verifies(clock: Clock) -> None:
+def test_middle_key_verifies(clock: FakeClock) -> None:
     sid = new_sid()
     value = CookieSigner(["mid"], clock).sign(sid)
     assert CookieSigner(["new", "mid", "old"], clock).unsign(value, MAX_AGE) == (sid, 1_700_000_000)
@@ -224,7 +212,7 @@ def test_middle_key_verifies(clock: Clock) -> None:
         (10 * MAX_AGE, False),
     ],
 )
-def test_max_age(clock: Clock, signer: CookieSigner, elapsed: float, accepted: bool) -> None:
+def test_max_age(clock: FakeClock, signer: CookieSigner, elapsed: float, accepted: bool) -> None:
     sid = new_sid()
     value = signer.sign(sid)
     clock.advance(elapsed)
@@ -232,7 +220,7 @@ def test_max_age(clock: Clock, signer: CookieSigner, elapsed: float, accepted: b
     assert signer.unsign(value, MAX_AGE) == expected
 
 
-def test_max_age_is_per_call(clock: Clock, signer: CookieSigner) -> None:
+def test_max_age_is_per_call(clock: FakeClock, signer: CookieSigner) -> None:
     sid = new_sid()
     value = signer.sign(sid)
     clock.advance(100)
@@ -242,9 +230,9 @@ def test_max_age_is_per_call(clock: Clock, signer: CookieSigner) -> None:
 
 def test_cookie_from_a_replica_slightly_ahead_is_accepted() -> None:
     sid = new_sid()
-    value = CookieSigner(["k"], Clock(1_700_000_000.0005)).sign(sid)
+    value = CookieSigner(["k"], FakeClock(1_700_000_000.0005)).sign(sid)
     # Another replica, its clock 1 ms behind, reads the cookie at once.
-    other = CookieSigner(["k"], Clock(1_699_999_999.9995))
+    other = CookieSigner(["k"], FakeClock(1_699_999_999.9995))
     assert other.unsign(value, MAX_AGE) == (sid, 1_700_000_000)
 
 
@@ -260,8 +248,8 @@ def test_cookie_from_a_replica_slightly_ahead_is_accepted() -> None:
 )
 def test_cookie_from_the_future_within_clock_skew(ahead: int, accepted: bool) -> None:
     sid = new_sid()
-    value = CookieSigner(["k"], Clock(1_700_000_000.0 + ahead)).sign(sid)
-    reader = CookieSigner(["k"], Clock(1_700_000_000.0))
+    value = CookieSigner(["k"], FakeClock(1_700_000_000.0 + ahead)).sign(sid)
+    reader = CookieSigner(["k"], FakeClock(1_700_000_000.0))
     expected = (sid, 1_700_000_000 + ahead) if accepted else None
     assert reader.unsign(value, MAX_AGE) == expected
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from sharedsession._core import keys as k
 from sharedsession._core.expiry import Expiry
-from sharedsession._core.plan import Batch, Command, Script, Steps
+from sharedsession._core.ops import Batch, Command, Script, Steps
 from sharedsession._core.scripts import INDEX_READ
 
 _INFO_FIELDS = (k.VERSION, k.CREATED, k.USER, k.CLIENT_IP, k.USER_AGENT)

@@ -48,8 +48,11 @@ from collections.abc import Iterable, Sequence
 from typing import Literal, TypeAlias
 
 __all__ = [
+    "BIND_IP_MODES",
     "BindIp",
     "Network",
+    "binds",
+    "check_bind_ip",
     "client_ip",
     "fingerprint",
     "ip_scope",
@@ -59,6 +62,7 @@ __all__ = [
 
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 BindIp = Literal["off", "exact", "subnet"]
+BIND_IP_MODES: tuple[BindIp, ...] = ("off", "exact", "subnet")
 _Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _IPV4_SUBNET_PREFIX = 24
@@ -74,6 +78,22 @@ _BRACKETED = re.compile(r"\[([^\[\]]+)\](?::[0-9]{1,5})?")
 _IPV4_WITH_PORT = re.compile(r"([0-9.]+):[0-9]{1,5}")
 _VERSION_NUMBER = re.compile(r"[0-9]+(?:[._][0-9]+)*")
 _MAPPED_PREFIX = 96  # ::ffff:0:0/96 holds the IPv4-mapped addresses
+
+
+def check_bind_ip(mode: object) -> BindIp:
+    """Return ``mode`` if it is a ``bind_ip`` setting, else raise ``ValueError``."""
+    if mode not in BIND_IP_MODES:
+        raise ValueError(f"bind_ip must be 'off', 'exact' or 'subnet', not {mode!r}")
+    return mode
+
+
+def binds(bind_ip: BindIp, bind_user_agent: bool) -> bool:
+    """Whether these settings bind sessions to their client at all.
+
+    When not, nothing about a request's client is compared (the fingerprint
+    is ``""``), so adapters need not even read its address or User-Agent.
+    """
+    return bind_ip != "off" or bind_user_agent
 
 
 def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
@@ -178,10 +198,8 @@ def ip_scope(ip: str | None, mode: BindIp) -> str:
     An unknown (or unparseable) address gives ``"?"``, so a session created
     without a known address only matches requests without one.
     """
-    if mode == "off":
+    if check_bind_ip(mode) == "off":
         return ""
-    if mode not in ("exact", "subnet"):
-        raise ValueError(f"bind_ip must be 'off', 'exact' or 'subnet', not {mode!r}")
     address = _parse_ip(ip)
     if address is None:
         return _UNKNOWN_IP
@@ -228,7 +246,7 @@ def fingerprint(
     keeps the stored value small and fixed-size; it does not hide the address
     (the IPv4 space is small enough to search).
     """
-    if bind_ip == "off" and not bind_user_agent:
+    if not binds(bind_ip, bind_user_agent):
         return ""
     parts = [
         _FINGERPRINT_VERSION,

@@ -49,7 +49,7 @@ key into a str. Floats must be finite and Decimals finite; strings must be
 encodable as UTF-8 (no lone surrogates). Nesting is limited to
 :data:`MAX_DEPTH` containers, which also catches cyclic structures.
 
-:func:`encode` raises :class:`~sharedsession.errors.UnserializableValueError`
+:func:`encode` raises :class:`~sharedsession.UnserializableValueError`
 (a ``TypeError`` and a ``ValueError``) naming the offending type and where it
 is. :func:`decode` raises :class:`UndecodableValueError`, a ``ValueError``, for
 anything malformed, and nothing else, so that callers can treat undecodable
@@ -69,7 +69,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeAlias
 
-from sharedsession.errors import UnserializableValueError
+from sharedsession._core.errors import UnserializableValueError
 
 __all__ = ["MAX_DEPTH", "UndecodableValueError", "decode", "encode"]
 
@@ -276,7 +276,7 @@ def encode(value: object, *, key: str | None = None) -> bytes:
     ``key``, the session key the value is stored under, is used only in error
     messages, so that they read e.g. ``... at ['cart'][2]``.
 
-    Raises :class:`~sharedsession.errors.UnserializableValueError` if the value,
+    Raises :class:`~sharedsession.UnserializableValueError` if the value,
     or anything inside it, cannot be stored exactly.
     """
     try:

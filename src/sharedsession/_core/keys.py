@@ -65,11 +65,13 @@ def key_of(field: str) -> str | None:
 class KeySpace:
     """Redis key names under one prefix."""
 
-    __slots__ = ("prefix", "session_pattern")
+    __slots__ = ("prefix", "session_pattern", "user_pattern")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+        #: SCAN patterns of every session hash and every user index under the prefix.
         self.session_pattern = _glob_escape(prefix) + "s:*"
+        self.user_pattern = _glob_escape(prefix) + "u:*"
 
     def session(self, handle: str) -> str:
         return f"{self.prefix}s:{handle}"

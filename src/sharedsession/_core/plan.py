@@ -1,9 +1,9 @@
 """SessionCore: decides what to read and write; never talks to Redis.
 
-Each request step is a generator (sans-I/O): it yields batches of operations,
-receives their replies, and returns its result. A batch is one round trip.
-The sync and asyncio runners in ``_redis.py`` drive the same generators, so
-the logic exists once::
+Each request step is a generator (sans-I/O, see ``ops.py``): it yields
+batches of operations, receives their replies, and returns its result. A
+batch is one round trip. The sync and asyncio runners in ``_redis.py`` drive
+the same generators, so the logic exists once::
 
     session = runner.drive(core.load(cookie_value, client))   # 0 or 1 round trip
     result = runner.drive(core.save(session))                 # 0, 1, rarely 2
@@ -16,46 +16,22 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 
 from sharedsession._core import binding, codec
 from sharedsession._core import keys as k
-from sharedsession._core.cookies import CookieAction, ExpireCookie, SetCookie
+from sharedsession._core.config import SessionConfig
 from sharedsession._core.expiry import Expiry
-from sharedsession._core.record import Client, Record, State
-from sharedsession._core.scripts import INDEX_ADD, LOAD, RETIRE, UPDATE, LuaScript
+from sharedsession._core.http import CookieAction, ExpireCookie, SetCookie
+from sharedsession._core.ops import Arg, Batch, Command, Script, Steps
+from sharedsession._core.record import UNBOUND, Client, Record, State
+from sharedsession._core.scripts import INDEX_ADD, LOAD, RETIRE, UPDATE
+from sharedsession._core.session import Session
 from sharedsession._core.signing import CookieSigner, new_sid
-from sharedsession.config import SessionConfig
-from sharedsession.session import Session
 
 log = logging.getLogger("sharedsession")
-
-Arg = str | bytes | int
-
-
-@dataclass(frozen=True)
-class Command:
-    """A plain Redis command, e.g. ``Command(("DEL", key))``."""
-
-    args: tuple[Arg, ...]
-
-
-@dataclass(frozen=True)
-class Script:
-    """A Lua script run on one key (EVALSHA, falling back to EVAL)."""
-
-    script: LuaScript
-    key: str
-    args: tuple[Arg, ...]
-
-
-Op = Command | Script
-Batch = tuple[Op, ...]
-Replies = Sequence[object]
-T = TypeVar("T")
-Steps = Generator[Batch, Replies, T]
 
 Outcome = Literal["unchanged", "created", "updated", "renewed", "regenerated", "destroyed", "gone"]
 
@@ -87,9 +63,10 @@ class SessionCore:
         self.signer = CookieSigner(config.secret_keys, clock)
         self._clock = clock
         self._max_cookie_age = self.expiry.max_cookie_age_seconds()
-        #: Whether sessions are bound to their client. When not, a request's
-        #: client (address, User-Agent) is never used: adapters need not resolve it.
-        self.binds = config.bind_ip != "off" or config.bind_user_agent
+
+    def now(self) -> float:
+        """The core's clock, in seconds since the epoch."""
+        return self._clock()
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -102,11 +79,14 @@ class SessionCore:
         forwarded_for: str | Sequence[str] | None = None,
         user_agent: str | None = None,
     ) -> Client:
-        """Resolve the client of a request: its address (trusted proxies only) and fingerprint."""
+        """Resolve the client of a request: its address (trusted proxies only) and fingerprint.
+
+        :data:`UNBOUND` when binding is off: nothing about the client is used then.
+        """
         config = self.config
+        if not config.binds:
+            return UNBOUND
         ip = binding.client_ip(peer, forwarded_for, config.trusted_networks)
-        if config.bind_ip == "off" and not config.bind_user_agent:
-            return Client(ip, user_agent)
         fp = binding.fingerprint(
             ip, user_agent, bind_ip=config.bind_ip, bind_user_agent=config.bind_user_agent
         )
@@ -210,13 +190,13 @@ class SessionCore:
     # -- save -------------------------------------------------------------
 
     @staticmethod
-    def untouched(session: Session) -> bool:
-        """True for a new session nothing was stored in: saving it would do nothing.
+    def needs_save(session: Session) -> bool:
+        """False for a new session nothing was stored in: saving it would do nothing.
 
         Lets an adapter skip the save of most anonymous requests altogether
         (``save`` would return an "unchanged" result without any I/O).
         """
-        return session._state is State.NEW and not session._modified
+        return session._state is not State.NEW or session._modified
 
     def save(self, session: Session) -> Steps[SaveResult]:
         """Write what changed. Raises SessionDataError (before any I/O) for unstorable data."""
@@ -256,18 +236,17 @@ class SessionCore:
         relinked = user != record.user_id
         linked = user is not None
         renew = self.expiry.renewal_due(now, record.cookie_issued_s, record.created_ms, record.cap_ms, linked)
-        if fields == record.fields and not relinked and not (renew and linked):
-            # Nothing to write, the common case (a request that only read): one
-            # comparison of the encodings instead of working out an empty delta.
-            if renew:
-                session._adopt(record._replace(cookie_issued_s=now // 1000), State.LOADED)
-                return SaveResult("renewed", self._set_cookie(record, now))
-            session._modified = False
-            return UNCHANGED
-        changed = {key: raw for key, raw in fields.items() if record.fields.get(key) != raw}
-        removed = [key for key in record.fields if key not in fields]
-        sets: list[Arg] = [arg for key, raw in changed.items() for arg in (k.field_of(key), raw)]
-        dels: list[Arg] = [k.field_of(key) for key in removed]
+        sets: list[Arg] = []
+        dels: list[Arg] = []
+        # One comparison of the encodings first: most requests only read.
+        if fields != record.fields:
+            sets += [
+                arg
+                for key, raw in fields.items()
+                if record.fields.get(key) != raw
+                for arg in (k.field_of(key), raw)
+            ]
+            dels += [k.field_of(key) for key in record.fields if key not in fields]
         index: Batch = ()
         cap = record.cap_ms
         if relinked or (renew and linked):
@@ -287,11 +266,11 @@ class SessionCore:
             if user is not None and cap is not None:
                 index += (Script(INDEX_ADD, self.keys.user(user), (now, record.handle, cap)),)
         if not sets and not dels:
-            if renew:
-                session._adopt(record._replace(cookie_issued_s=now // 1000), State.LOADED)
-                return SaveResult("renewed", self._set_cookie(record, now))
-            session._modified = False
-            return UNCHANGED
+            if not renew:
+                session._modified = False
+                return UNCHANGED
+            session._adopt(record._replace(cookie_issued_s=now // 1000), State.LOADED)
+            return SaveResult("renewed", self._set_cookie(record, now))
         key = self.keys.session(record.handle)
         update = Script(UPDATE, key, (now, self.expiry.idle_ms, len(sets) // 2, *sets, *dels))
         replies = yield (update, *index)

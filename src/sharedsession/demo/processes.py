@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from sharedsession._urls import redact_url
+
 Framework = Literal["flask", "starlette"]
 
 
@@ -236,8 +238,6 @@ def redis_server_argv(binary: str, port: int, work_dir: Path) -> list[str]:
 def start_redis(work_dir: Path, url: str | None = None) -> RedisServer:
     """The Redis at ``url``; else a local redis-server on a free port; else fakeredis's."""
     if url:
-        from sharedsession.cli import redact_url  # here: the CLI imports this module
-
         return RedisServer(url, f"the Redis at {redact_url(url)} (REDIS_URL)")
     binary = shutil.which("redis-server")
     if binary:

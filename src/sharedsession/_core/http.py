@@ -1,18 +1,29 @@
-"""Read our cookie from a Cookie header; render a Set-Cookie header.
+"""What the adapters put on the wire: the session cookie, and the 503 answer.
 
-The Flask adapter lets Werkzeug render cookies; the ASGI middleware uses
-``render`` here. Both take their attributes from the same SessionConfig, so
-the two frameworks issue the same cookie.
+Every adapter reads our cookie with :func:`read_cookie`, sends the
+``Set-Cookie`` header :func:`render` makes (through the store, which knows the
+clock), and answers :class:`~sharedsession.StoreUnavailableError` with the same
+503: so every framework issues the same cookie and the same refusal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sharedsession.config import SessionConfig
+from sharedsession._core.config import SessionConfig
+
+#: Seconds a client is asked to wait by the 503: long enough for a Redis
+#: failover to finish; a client that obeys it will not hammer us.
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_STATUS = 503
+UNAVAILABLE_BODY = b"503 Service Unavailable: the session store cannot be reached; try again shortly.\n"
+#: Headers of the 503, lowercase names, as an ASGI or WSGI server takes them.
+UNAVAILABLE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("content-type", "text/plain; charset=utf-8"),
+    ("retry-after", str(RETRY_AFTER_SECONDS)),
+    ("cache-control", "no-store"),
+)
 
 
 @dataclass(frozen=True)

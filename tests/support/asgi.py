@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from sharedsession._core import scripts
 from sharedsession.asgi import ASGIApp, Message, Scope
-from tests.conftest import Backend, RecordingAsyncRedis, delete_prefix
-from tests.conftest import unused_port as closed_port
+from tests.support.backends import Backend, RecordingAsyncRedis, load_scripts
 
-__all__ = ["BOUND_SECONDS", "closed_port", "delete_prefix", "lifespan", "recording_client"]
+__all__ = ["BOUND_SECONDS", "lifespan", "recording_client"]
 
 # Generous: a dead Redis must answer within the client's 0.5 s timeouts, not hang.
 BOUND_SECONDS = 5.0
@@ -21,9 +19,7 @@ BOUND_SECONDS = 5.0
 async def recording_client(backend: Backend) -> AsyncIterator[RecordingAsyncRedis]:
     """An asyncio client on the backend that counts round trips; our scripts already cached,
     as they are after the first request of a real app."""
-    loader = backend.sync_client()
-    for script in scripts.ALL:
-        loader.script_load(script.source)
+    load_scripts(backend.sync_client())
     client = RecordingAsyncRedis(backend.async_client())
     try:
         yield client

@@ -1,4 +1,4 @@
-"""Tests of sharedsession._core.cookies: reading the Cookie header, rendering Set-Cookie."""
+"""Tests of sharedsession._core.http: reading the Cookie header, rendering Set-Cookie."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sharedsession import SessionConfig
-from sharedsession._core.cookies import ExpireCookie, SetCookie, read_cookie, render
+from sharedsession._core.http import ExpireCookie, SetCookie, read_cookie, render
 
 KEY = "x" * 32
 NOW = 1_700_000_000.0  # Tue, 14 Nov 2023 22:13:20 GMT

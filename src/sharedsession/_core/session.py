@@ -1,4 +1,8 @@
-"""Session: the mapping views see as ``session`` / ``request.session``."""
+"""Session: the mapping views see as ``session`` / ``request.session``, and its state.
+
+Public as ``sharedsession.Session``. The planner (``plan.py``) reads and moves
+its state through the underscored members below; nothing outside the core does.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from sharedsession._core import codec
+from sharedsession._core.errors import SessionError, SessionTooLargeError, UnserializableValueError
 from sharedsession._core.keys import field_of
 from sharedsession._core.record import UNBOUND, Client, Record, State
-from sharedsession.errors import SessionError, SessionTooLargeError, UnserializableValueError
 
 __all__ = ["Session"]
 

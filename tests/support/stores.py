@@ -1,0 +1,61 @@
+"""One synchronous face for SessionStore and AsyncSessionStore, and cookies made by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sharedsession import AsyncSessionStore, SessionConfig, SessionStore
+from sharedsession._core.expiry import Expiry
+from sharedsession._core.keys import KeySpace
+from sharedsession._core.signing import CookieSigner
+from tests.support.backends import Log
+
+#: The secret every test signs with.
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+def signer(config: SessionConfig, clock: Callable[[], float]) -> CookieSigner:
+    """A signer with the config's keys: signs cookies the stores accept (``sign("A" * 43)``
+    is a valid cookie of a session that does not exist)."""
+    return CookieSigner(config.secret_keys, clock)
+
+
+def valid_cookie(config: SessionConfig, sid: str = "A" * 43) -> str:
+    """A cookie value the stores accept (right keys, fresh), naming ``sid``: by default a
+    session that does not exist, so that using it must ask Redis."""
+    return signer(config, time.time).sign(sid)
+
+
+class Harness:
+    """SessionStore or AsyncSessionStore behind one synchronous face, plus the
+    log of round trips its client made, its key names, expiry rules and signer."""
+
+    def __init__(
+        self,
+        store: SessionStore | AsyncSessionStore,
+        log: Log,
+        loop: asyncio.AbstractEventLoop | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.log = log
+        self._loop = loop
+        self.keys: KeySpace = store.keys
+        self.config = config = store.config
+        self.expiry = Expiry.of(config.idle_timeout, config.absolute_timeout)
+        self.signer = signer(config, clock)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.store, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                assert self._loop is not None
+                return self._loop.run_until_complete(result)
+            return result
+
+        return call
