@@ -88,7 +88,7 @@ class _Base:
 
     def _revoke_user(self, user_id: str) -> Steps[int]:
         core = self._core
-        return admin.revoke_user(core.keys, core.expiry, user_id, core.now_ms())
+        return admin.revoke_user(core.keys, user_id, core.now_ms())
 
 
 class SessionStore(_Base):

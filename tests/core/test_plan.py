@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from sharedsession import Session, SessionConfig, SessionDataError
+from sharedsession import Session, SessionConfig, SessionDataError, StoreUnavailableError
 from sharedsession._core import keys as k
 from sharedsession._core.http import ExpireCookie, SetCookie
-from sharedsession._core.plan import TOMBSTONE_MS, SessionCore
+from sharedsession._core.ops import Script
+from sharedsession._core.plan import REGENERATE_ATTEMPTS, SessionCore
 from sharedsession._core.record import UNBOUND, Client, State
 from sharedsession._core.signing import CookieSigner, new_sid
 from tests.support import SECRET, FakeClock
@@ -240,38 +241,44 @@ def test_renewal_due_without_changes_reissues_the_cookie_without_a_write(
 # -- save: writes -------------------------------------------------------------------------
 
 
-def test_a_new_session_is_created_in_one_round_trip(core: SessionCore, clock: FakeClock) -> None:
+def created_fields(op: Script) -> dict[object, object]:
+    """The field/value pairs a CREATE script writes."""
+    pairs = op.args[2:]
+    return dict(zip(pairs[0::2], pairs[1::2], strict=True))
+
+
+def test_a_new_session_is_created_by_one_script(core: SessionCore, clock: FakeClock) -> None:
     session = Session()
     session["n"] = 1
-    result, batches = run(core.save(session), [1, 1])
+    result, batches = run(core.save(session), [1])
     (batch,) = batches
-    assert names(batch) == ["HSET", "PEXPIREAT"]
-    hset = command(batch, "HSET").args
-    assert dict(zip(hset[2::2], hset[3::2], strict=True)) == {
-        k.VERSION: k.FORMAT_VERSION,
-        k.CREATED: NOW_MS,
-        "n": b"1",
-    }
-    assert command(batch, "PEXPIREAT").args[2] == NOW_MS + IDLE_S * 1000
+    create = script(batch, "create")
+    assert names(batch) == ["create"]
+    assert create.args[:2] == (NOW_MS + IDLE_S * 1000, "0")  # its TTL, in the same step; never overwrite
+    assert created_fields(create) == {k.VERSION: k.FORMAT_VERSION, k.CREATED: NOW_MS, "n": b"1"}
     assert result.outcome == "created"
     assert isinstance(result.cookie, SetCookie)
     assert session.state is State.LOADED
-    assert not session.new
     assert session._record is not None
     assert session.handle == k.handle_of(session._record.sid)
-    assert key(batch[0]) == key(batch[1]) == f"{PREFIX}s:{session.handle}"
+    assert create.key == f"{PREFIX}s:{session.handle}"
 
 
-def test_a_new_session_linked_to_a_user_is_indexed(core: SessionCore) -> None:
+def test_a_new_session_whose_key_exists_is_refused(core: SessionCore) -> None:
+    session = Session()
+    session["n"] = 1
+    with pytest.raises(StoreUnavailableError, match="exists already"):
+        run(core.save(session), [0])
+
+
+def test_a_new_session_linked_to_a_user_is_indexed_once_it_exists(core: SessionCore) -> None:
     session = Session()
     session.user_id = "alice"
-    result, batches = run(core.save(session), [1, 1, 1])
-    (batch,) = batches
-    assert names(batch) == ["HSET", "PEXPIREAT", "index_add"]
+    result, batches = run(core.save(session), [1], [1])
+    assert [names(batch) for batch in batches] == [["create"], ["index_add"]]
     cap = NOW_MS + 2 * IDLE_S * 1000  # the user index horizon
-    hset = command(batch, "HSET").args
-    assert dict(zip(hset[2::2], hset[3::2], strict=True))[k.CAP] == cap
-    index = script(batch, "index_add")
+    assert created_fields(script(batches[0], "create"))[k.CAP] == cap
+    index = script(batches[1], "index_add")
     assert index.key == f"{PREFIX}u:alice"
     assert index.args == (NOW_MS, session.handle, cap)
     assert result.outcome == "created"
@@ -281,9 +288,8 @@ def test_a_bound_session_stores_its_fingerprint_and_client(clock: FakeClock) -> 
     core = make_core(clock, bind_ip="exact", bind_user_agent=True)
     session = Session(client=core.client("203.0.113.5", None, "curl/8.5"))
     session["n"] = 1
-    _, batches = run(core.save(session), [1, 1])
-    hset = command(batches[0], "HSET").args
-    fields = dict(zip(hset[2::2], hset[3::2], strict=True))
+    _, batches = run(core.save(session), [1])
+    fields = created_fields(script(batches[0], "create"))
     assert fields[k.CLIENT_IP] == "203.0.113.5"
     assert fields[k.USER_AGENT] == "curl/8.5"
     assert fields[k.FINGERPRINT] == session._client.fingerprint
@@ -307,6 +313,8 @@ def test_an_update_sends_only_changed_and_deleted_fields(core: SessionCore, cloc
     assert result.outcome == "updated"
     assert result.cookie is None
     assert not session.modified
+    assert session._record is not None
+    assert session._record.revision == "1"  # UPDATE moved it on, as the script does
 
 
 def test_an_in_place_edit_is_found_at_save(core: SessionCore, clock: FakeClock) -> None:
@@ -325,61 +333,56 @@ def test_an_update_of_a_session_gone_meanwhile_is_dropped(core: SessionCore, clo
     assert result.cookie is None
 
 
-def test_linking_a_user_writes_the_user_and_cap_and_indexes_the_session(
+def test_linking_a_user_lists_the_session_before_writing_the_link(
     core: SessionCore, clock: FakeClock
 ) -> None:
     session = loaded(core, clock)
     session.user_id = "bob"
-    result, batches = run(core.save(session), [1, 1])
-    (batch,) = batches
-    assert names(batch) == ["update", "index_add"]
+    result, batches = run(core.save(session), [1], [1])
+    assert [names(batch) for batch in batches] == [["index_add"], ["update"]]
     cap = NOW_MS + 2 * IDLE_S * 1000
-    assert script(batch, "update").args[2:] == (2, k.CAP, cap, k.USER, "bob")
-    assert script(batch, "index_add").args == (NOW_MS, session.handle, cap)
+    assert script(batches[0], "index_add").args == (NOW_MS, session.handle, cap)
+    assert script(batches[1], "update").args[2:] == (2, k.CAP, cap, k.USER, "bob")
     assert result.outcome == "updated"
 
 
-def test_relinking_moves_the_index_entry(core: SessionCore, clock: FakeClock) -> None:
+def test_relinking_lists_under_the_new_user_and_leaves_the_old_entry_to_expire(
+    core: SessionCore, clock: FakeClock
+) -> None:
     session = loaded(core, clock, {"n": "1"}, **{k.USER: "alice", k.CAP: str(NOW_MS + 200_000)})
     session.user_id = "bob"
-    _, batches = run(core.save(session), [1, 1, 1])
-    (batch,) = batches
-    assert names(batch) == ["update", "ZREM", "index_add"]
-    assert command(batch, "ZREM").args == ("ZREM", f"{PREFIX}u:alice", session.handle)
-    assert script(batch, "index_add").key == f"{PREFIX}u:bob"
+    _, batches = run(core.save(session), [1], [1])
+    assert [names(batch) for batch in batches] == [["index_add"], ["update"]]
+    assert script(batches[0], "index_add").key == f"{PREFIX}u:bob"
 
 
 def test_unlinking_removes_the_user_and_cap(core: SessionCore, clock: FakeClock) -> None:
     session = loaded(core, clock, {"n": "1"}, **{k.USER: "alice", k.CAP: str(NOW_MS + 200_000)})
     session.user_id = None
-    _, batches = run(core.save(session), [1, 1])
-    (batch,) = batches
-    assert names(batch) == ["update", "ZREM"]
-    assert script(batch, "update").args[2:] == (0, k.CAP, k.USER)
+    _, batches = run(core.save(session), [1])
+    assert names(batches[0]) == ["update"]
+    assert script(batches[0], "update").args[2:] == (0, k.CAP, k.USER)
 
 
-def test_a_relink_of_a_session_gone_meanwhile_takes_its_new_index_entry_back(
-    core: SessionCore, clock: FakeClock
-) -> None:
+def test_a_link_to_a_session_gone_meanwhile_is_dropped(core: SessionCore, clock: FakeClock) -> None:
     session = loaded(core, clock)
     session.user_id = "bob"
-    result, batches = run(core.save(session), [0, 1], [1])
-    assert names(batches[1]) == ["ZREM"]
-    assert command(batches[1], "ZREM").args == ("ZREM", f"{PREFIX}u:bob", session.handle)
+    result, batches = run(core.save(session), [1], [0])
+    assert len(batches) == 2  # the entry added stays until a listing finds its session gone
     assert result.outcome == "gone"
 
 
-def test_renewal_of_a_linked_session_moves_its_cap_and_index_entry(
+def test_renewal_of_a_linked_session_moves_its_index_entry_then_its_cap(
     core: SessionCore, clock: FakeClock
 ) -> None:
     session = loaded(core, clock, {"n": "1"}, **{k.USER: "alice", k.CAP: str(NOW_MS + 200_000)})
     clock.advance(IDLE_S + 1)
-    result, batches = run(core.save(session), [1, 1])
-    (batch,) = batches
+    result, batches = run(core.save(session), [1], [1])
     now = NOW_MS + (IDLE_S + 1) * 1000
     cap = now + 2 * IDLE_S * 1000
-    assert names(batch) == ["update", "index_add"]
-    assert script(batch, "update").args == (now, IDLE_S * 1000, 1, k.CAP, cap)
+    assert [names(batch) for batch in batches] == [["index_add"], ["update"]]
+    assert script(batches[0], "index_add").args == (now, session.handle, cap)
+    assert script(batches[1], "update").args == (now, IDLE_S * 1000, 1, k.CAP, cap)
     assert result.outcome == "renewed"
     assert isinstance(result.cookie, SetCookie)
 
@@ -388,30 +391,32 @@ def test_an_absolute_timeout_caps_the_cap(clock: FakeClock) -> None:
     core = make_core(clock, absolute_timeout=150)
     session = Session()
     session.user_id = "alice"
-    _, batches = run(core.save(session), [1, 1, 1])
+    _, batches = run(core.save(session), [1], [1])
     cap = NOW_MS + 150_000  # before the index horizon, 200 s away
-    assert script(batches[0], "index_add").args[2] == cap
-    assert command(batches[0], "PEXPIREAT").args[2] == NOW_MS + IDLE_S * 1000
+    assert script(batches[1], "index_add").args[2] == cap
+    assert script(batches[0], "create").args[0] == NOW_MS + IDLE_S * 1000
 
 
 # -- save: regenerate and destroy --------------------------------------------------------
 
 
-def test_regenerate_retires_the_old_sid_and_creates_the_new_one_in_one_round_trip(
+def test_regenerate_creates_the_successor_then_lists_it_and_retires_the_old_sid(
     core: SessionCore, clock: FakeClock
 ) -> None:
-    session = loaded(core, clock, {"n": "1"}, **{k.USER: "alice", k.CAP: str(NOW_MS + 200_000)})
+    session = loaded(
+        core, clock, {"n": "1"}, **{k.USER: "alice", k.CAP: str(NOW_MS + 200_000), k.REVISION: "7"}
+    )
     old = session.handle
     session.regenerate()
-    result, batches = run(core.save(session), [1, 1, 1, 1, 1])
-    (batch,) = batches
-    assert names(batch) == ["retire", "ZREM", "HSET", "PEXPIREAT", "index_add"]
-    assert script(batch, "retire").key == f"{PREFIX}s:{old}"
-    assert script(batch, "retire").args == (session.handle, TOMBSTONE_MS)
+    result, batches = run(core.save(session), [1], [1, 1])
+    assert [names(batch) for batch in batches] == [["create"], ["index_add", "retire"]]
+    assert created_fields(script(batches[0], "create"))["n"] == b"1"  # the data moves along
+    assert script(batches[1], "index_add").args[1] == session.handle
+    retire = script(batches[1], "retire")
+    assert retire.key == f"{PREFIX}s:{old}"
+    assert retire.args == (session.handle, "7")  # only if nothing was written since revision 7
     assert session.handle != old
     assert session.state is State.LOADED
-    hset = command(batch, "HSET").args
-    assert dict(zip(hset[2::2], hset[3::2], strict=True))["n"] == b"1"  # the data moves along
     assert result.outcome == "regenerated"
     assert isinstance(result.cookie, SetCookie)
 
@@ -419,12 +424,56 @@ def test_regenerate_retires_the_old_sid_and_creates_the_new_one_in_one_round_tri
 def test_a_regenerate_that_lost_the_race_undoes_its_copy(core: SessionCore, clock: FakeClock) -> None:
     session = loaded(core, clock, {"n": "1"}, **{k.USER: "alice", k.CAP: str(NOW_MS + 200_000)})
     session.regenerate()
-    result, batches = run(core.save(session), [0, 1, 1, 1, 1], [1, 1])
-    new_key = key(command(batches[0], "HSET"))
-    assert names(batches[1]) == ["DEL", "ZREM"]
-    assert command(batches[1], "DEL").args == ("DEL", new_key)
+    result, batches = run(core.save(session), [1], [1, 0], [1])
+    new_key = script(batches[0], "create").key
+    assert command(batches[2], "DEL").args == ("DEL", new_key)
     assert result.outcome == "gone"
     assert result.cookie is None
+
+
+def test_a_regenerate_carries_what_another_replica_saved_meanwhile(
+    core: SessionCore, clock: FakeClock
+) -> None:
+    session = loaded(core, clock, {"cart": '["apple"]', "theme": '"dark"', "old": "1"})
+    session.regenerate()
+    session["user"] = "alice"  # this request's change
+    del session["old"]
+    # Meanwhile another replica added to the cart and changed the theme (revision 1).
+    now_stored = stored({"cart": '["apple","pear"]', "theme": '"light"', "old": "1"}, **{k.REVISION: "1"})
+    result, batches = run(core.save(session), [1], [now_stored], [1], [1])
+    assert [names(batch) for batch in batches] == [["create"], ["retire"], ["create"], ["retire"]]
+    rebuilt = script(batches[2], "create")
+    assert rebuilt.key == script(batches[0], "create").key
+    assert rebuilt.args[1] == "1"  # overwrites the first copy
+    fields = created_fields(rebuilt)
+    assert fields["cart"] == b'["apple","pear"]'
+    assert fields["theme"] == b'"light"'
+    assert fields["user"] == b'"alice"'
+    assert "old" not in fields
+    assert script(batches[3], "retire").args[1] == "1"
+    assert result.outcome == "regenerated"
+    assert dict(session) == {"cart": ["apple"], "theme": "dark", "user": "alice"}  # what this request saw
+
+
+def test_a_regenerate_keeps_a_user_linked_meanwhile(core: SessionCore, clock: FakeClock) -> None:
+    session = loaded(core, clock)
+    session.regenerate()
+    now_stored = stored({"n": "1"}, **{k.USER: "bob", k.CAP: str(NOW_MS + 200_000), k.REVISION: "1"})
+    _, batches = run(core.save(session), [1], [now_stored], [1], [1, 1])
+    assert created_fields(script(batches[2], "create"))[k.USER] == "bob"
+    assert script(batches[3], "index_add").key == f"{PREFIX}u:bob"
+
+
+def test_a_regenerate_that_never_catches_up_gives_up_without_a_trace(
+    core: SessionCore, clock: FakeClock
+) -> None:
+    session = loaded(core, clock)
+    session.regenerate()
+    busy = stored({"n": "2"}, **{k.REVISION: "9"})
+    replies: list[list[object]] = [[1], [busy]] * REGENERATE_ATTEMPTS
+    steps = core.save(session)
+    with pytest.raises(StoreUnavailableError, match="kept changing"):
+        run(steps, *replies, [1])
 
 
 def test_regenerate_of_a_new_session_is_nothing(core: SessionCore) -> None:
@@ -434,21 +483,28 @@ def test_regenerate_of_a_new_session_is_nothing(core: SessionCore) -> None:
     assert not core.needs_save(session)
 
 
-def test_destroy_deletes_the_hash_and_index_entry_and_expires_the_cookie(
-    core: SessionCore, clock: FakeClock
-) -> None:
+def test_destroy_ends_the_session_then_unlists_it(core: SessionCore, clock: FakeClock) -> None:
     session = loaded(core, clock, {"n": "1"}, **{k.USER: "alice", k.CAP: str(NOW_MS + 200_000)})
     handle = session.handle
     session.destroy()
-    result, batches = run(core.save(session), [1, 1])
-    (batch,) = batches
-    assert [op.args for op in batch] == [
-        ("DEL", f"{PREFIX}s:{handle}"),
-        ("ZREM", f"{PREFIX}u:alice", handle),
-    ]
+    result, batches = run(core.save(session), [[1, b"alice"]], [1])
+    assert script(batches[0], "end").key == f"{PREFIX}s:{handle}"
+    assert command(batches[1], "ZREM").args == ("ZREM", f"{PREFIX}u:alice", handle)
     assert result.outcome == "destroyed"
     assert isinstance(result.cookie, ExpireCookie)
     assert session.state is State.NEW
+
+
+def test_destroy_of_a_session_regenerated_meanwhile_ends_the_successor(
+    core: SessionCore, clock: FakeClock
+) -> None:
+    session = loaded(core, clock)
+    session.destroy()
+    successor = "f" * 32
+    result, batches = run(core.save(session), [[2, successor.encode()]], [[1, b"bob"]], [1])
+    assert script(batches[1], "end").key == f"{PREFIX}s:{successor}"
+    assert command(batches[2], "ZREM").args == ("ZREM", f"{PREFIX}u:bob", successor)
+    assert result.outcome == "destroyed"
 
 
 def test_destroy_then_store_starts_a_new_session_in_the_same_round_trip(
@@ -458,9 +514,9 @@ def test_destroy_then_store_starts_a_new_session_in_the_same_round_trip(
     old = session.handle
     session.destroy()
     session["flash"] = "logged out"
-    result, batches = run(core.save(session), [1, 1, 1])
+    result, batches = run(core.save(session), [[1, b""], 1])
     (batch,) = batches
-    assert names(batch) == ["DEL", "HSET", "PEXPIREAT"]
+    assert names(batch) == ["end", "create"]
     assert key(batch[0]) == f"{PREFIX}s:{old}"
     assert key(batch[1]) != key(batch[0])
     assert result.outcome == "created"
@@ -510,9 +566,8 @@ def test_an_in_place_edit_that_made_a_value_unstorable_raises_before_any_io(
 def test_the_stored_bytes_are_the_codec_encoding(core: SessionCore) -> None:
     session = Session()
     session["when"] = (1, "two")
-    _, batches = run(core.save(session), [1, 1])
-    hset = command(batches[0], "HSET").args
-    raw = dict(zip(hset[2::2], hset[3::2], strict=True))["when"]
+    _, batches = run(core.save(session), [1])
+    raw = created_fields(script(batches[0], "create"))["when"]
     assert isinstance(raw, bytes)
     assert json.loads(raw) == {" t": [1, "two"]}
 

@@ -32,6 +32,7 @@ FINGERPRINT = "#fp"  # binding fingerprint ("" or absent: unbound)
 CLIENT_IP = "#ip"  # address seen at creation, kept only when bind_ip is on
 USER_AGENT = "#ua"  # User-Agent seen at creation, kept only when bind_user_agent is on
 MOVED = "#moved"  # tombstone left by regenerate(): handle of the new session
+REVISION = "#r"  # moved on by every update; absent: 0 (see scripts.RETIRE)
 
 _HANDLE = re.compile(r"[0-9a-f]{32}")  # matched whole
 

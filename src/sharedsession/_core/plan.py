@@ -16,18 +16,20 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from sharedsession._core import binding, codec
 from sharedsession._core import keys as k
+from sharedsession._core.admin import end_op, end_sessions, unlist
 from sharedsession._core.config import SessionConfig
+from sharedsession._core.errors import StoreUnavailableError
 from sharedsession._core.expiry import Expiry
 from sharedsession._core.http import CookieAction, ExpireCookie, SetCookie
 from sharedsession._core.ops import Arg, Batch, Command, Script, Steps
 from sharedsession._core.record import UNBOUND, Client, Record, State
-from sharedsession._core.scripts import INDEX_ADD, LOAD, RETIRE, UPDATE
+from sharedsession._core.scripts import CREATE, INDEX_ADD, LOAD, RETIRE, UPDATE
 from sharedsession._core.session import Session
 from sharedsession._core.signing import CookieSigner, new_sid
 
@@ -35,8 +37,9 @@ log = logging.getLogger("sharedsession")
 
 Outcome = Literal["unchanged", "created", "updated", "renewed", "regenerated", "destroyed", "gone"]
 
-# How long a regenerated sid's tombstone stays (see scripts.RETIRE).
-TOMBSTONE_MS = 60_000
+#: How many times a regenerate rebuilds its successor when other replicas keep
+#: writing to the session meanwhile, before it gives up (StoreUnavailableError).
+REGENERATE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -143,14 +146,7 @@ class SessionCore:
         if not stored:
             log.debug("session %s: not found (expired, destroyed or revoked)", handle)
             return None
-        meta: dict[str, str] = {}
-        texts: dict[str, str] = {}
-        for name, text in stored.items():
-            key = k.key_of(name)
-            if key is None:
-                meta[name] = text
-            else:
-                texts[key] = text
+        meta, texts = _split(stored)
         if k.VERSION not in meta:
             if k.MOVED in meta:
                 log.debug("session %s: regenerated, the old sid is dead", handle)
@@ -184,10 +180,39 @@ class SessionCore:
             client_ip=meta.get(k.CLIENT_IP),
             user_agent=meta.get(k.USER_AGENT),
             cookie_issued_s=issued_s,
+            revision=meta.get(k.REVISION, "0"),
         )
         return record, data
 
     # -- save -------------------------------------------------------------
+    #
+    # How a save stays safe, when two replicas interleave and when Redis fails
+    # halfway (a batch is not a transaction: on Cluster its operations run on
+    # several nodes at once, and any of them may fail alone):
+    #
+    # - What changes a session clients can reach is one single-key script
+    #   (UPDATE, RETIRE, END): it applies whole or not at all.
+    # - A new session (created, or the successor of a regenerate) cannot be
+    #   reached until its cookie goes out, which happens only once every
+    #   operation of the save succeeded. Its hash and TTL are one script
+    #   (CREATE); until then, what lands of it alone is an unreachable copy
+    #   that expires.
+    # - A user index lists every live session linked to its user: an entry is
+    #   added after its session's hash exists and before the link (or a later
+    #   cap) is written, in an earlier round trip; entries are removed only for
+    #   sessions dead for good (admin.py). So a link never exists unlisted, and
+    #   an entry never outlives the cap of the session it lists.
+    # - regenerate() commits with RETIRE, sent after the successor exists and
+    #   is listed; RETIRE refuses if anything was written to the old session
+    #   since this request read it, and the successor is rebuilt from what is
+    #   stored now, so no update another replica saved meanwhile is dropped.
+    # - destroy() and revoke follow tombstones: a logout that lands on a
+    #   session regenerated meanwhile ends its successor too.
+    #
+    # A 503 can still hide a change that was applied when Redis answered but
+    # the answer was lost: an update, a logout (both harmless: as asked), or a
+    # regenerate (the user, who was logging in, keeps the old cookie of a
+    # session that ended, and logs in again).
 
     @staticmethod
     def needs_save(session: Session) -> bool:
@@ -206,24 +231,30 @@ class SessionCore:
         if state is State.REGENERATED:
             return (yield from self._regenerate(session))
         fields = session._stored_fields()
-        record = session._record
-        if state is State.DESTROYED and record is not None:
-            drop: Batch = (Command(("DEL", self.keys.session(record.handle))),)
-            if record.user_id is not None:
-                drop += (Command(("ZREM", self.keys.user(record.user_id), record.handle)),)
-        else:
-            drop = ()
+        # destroy() ends the stored session (and what it was regenerated into meanwhile).
+        ending = session._record.handle if state is State.DESTROYED and session._record else None
+        ended: Batch = (end_op(self.keys, ending),) if ending else ()
         if not fields and session._user_id is None:
-            if drop:
-                yield drop
+            if ending:
+                replies = yield ended
+                found = yield from end_sessions(self.keys, [ending], first=replies)
+                yield from unlist(self.keys, found.ended)
             session._adopt(None, State.NEW)
-            if state is State.DESTROYED and (record is not None or session._had_cookie):
+            if ending or (state is State.DESTROYED and session._had_cookie):
                 return SaveResult("destroyed", ExpireCookie())
             return UNCHANGED
         # A new session (maybe after destroy(): a message for the logged-out user).
         now = self.now_ms()
         created = self._new_record(session, fields, now, created_ms=now, like=None)
-        yield drop + self._create_ops(created, now)
+        replies = yield (*ended, self._create_op(created, now))
+        if ending:
+            found = yield from end_sessions(self.keys, [ending], first=replies[:1])
+            yield from unlist(self.keys, found.ended)
+        if replies[-1] != 1:
+            # A handle of 128 random bits that exists already: never seen; refuse rather than merge.
+            raise StoreUnavailableError("a new session's key exists already; not overwritten")
+        if created.user_id is not None:
+            yield (self._index_op(created, now),)
         session._adopt(created, State.LOADED)
         return SaveResult("created", self._set_cookie(created, now))
 
@@ -236,18 +267,7 @@ class SessionCore:
         relinked = user != record.user_id
         linked = user is not None
         renew = self.expiry.renewal_due(now, record.cookie_issued_s, record.created_ms, record.cap_ms, linked)
-        sets: list[Arg] = []
-        dels: list[Arg] = []
-        # One comparison of the encodings first: most requests only read.
-        if fields != record.fields:
-            sets += [
-                arg
-                for key, raw in fields.items()
-                if record.fields.get(key) != raw
-                for arg in (k.field_of(key), raw)
-            ]
-            dels += [k.field_of(key) for key in record.fields if key not in fields]
-        index: Batch = ()
+        sets, dels = _delta(*_changes(record.fields, fields))
         cap = record.cap_ms
         if relinked or (renew and linked):
             horizon = self.expiry.horizon_ms(now, record.created_ms) if linked else None
@@ -261,10 +281,9 @@ class SessionCore:
                     dels.append(k.USER)
                 else:
                     sets += [k.USER, user]
-                if record.user_id is not None:
-                    index += (Command(("ZREM", self.keys.user(record.user_id), record.handle)),)
             if user is not None and cap is not None:
-                index += (Script(INDEX_ADD, self.keys.user(user), (now, record.handle, cap)),)
+                # The entry, with its new horizon, before the link or cap it reflects.
+                yield (Script(INDEX_ADD, self.keys.user(user), (now, record.handle, cap)),)
         if not sets and not dels:
             if not renew:
                 session._modified = False
@@ -272,16 +291,16 @@ class SessionCore:
             session._adopt(record._replace(cookie_issued_s=now // 1000), State.LOADED)
             return SaveResult("renewed", self._set_cookie(record, now))
         key = self.keys.session(record.handle)
-        update = Script(UPDATE, key, (now, self.expiry.idle_ms, len(sets) // 2, *sets, *dels))
-        replies = yield (update, *index)
-        if replies[0] != 1:
+        (done,) = yield (Script(UPDATE, key, (now, self.expiry.idle_ms, len(sets) // 2, *sets, *dels)),)
+        if done != 1:
             # Destroyed, revoked, regenerated or expired since we loaded it: never revive it.
+            # (An index entry just added for it is dropped by the next listing: its session is gone.)
             log.debug("session %s: gone before this request saved; changes dropped", record.handle)
-            if user is not None and relinked:
-                yield (Command(("ZREM", self.keys.user(user), record.handle)),)
             return GONE
         issued = now // 1000 if renew else record.cookie_issued_s
-        saved = record._replace(fields=fields, user_id=user, cap_ms=cap, cookie_issued_s=issued)
+        saved = record._replace(
+            fields=fields, user_id=user, cap_ms=cap, cookie_issued_s=issued, revision=_next(record.revision)
+        )
         session._adopt(saved, State.LOADED)
         return SaveResult("renewed", self._set_cookie(saved, now)) if renew else UPDATED
 
@@ -291,21 +310,62 @@ class SessionCore:
         now = self.now_ms()
         fields = session._stored_fields()
         new = self._new_record(session, fields, now, created_ms=old.created_ms, like=old)
-        retire = Script(RETIRE, self.keys.session(old.handle), (new.handle, TOMBSTONE_MS))
-        unlink: Batch = ()
-        if old.user_id is not None:
-            unlink = (Command(("ZREM", self.keys.user(old.user_id), old.handle)),)
-        replies = yield (retire, *unlink, *self._create_ops(new, now))
-        if replies[0] != 1:
-            # Another request destroyed or regenerated it first: undo our copy.
-            log.debug("session %s: gone before regenerate() saved; not revived", old.handle)
-            undo: Batch = (Command(("DEL", self.keys.session(new.handle))),)
-            if new.user_id is not None:
-                undo += (Command(("ZREM", self.keys.user(new.user_id), new.handle)),)
-            yield undo
-            return GONE
-        session._adopt(new, State.LOADED)
-        return SaveResult("regenerated", self._set_cookie(new, now))
+        changed, removed = _changes(old.fields, fields)
+        relinked = session._user_id != old.user_id
+        replace = False
+        for _ in range(REGENERATE_ATTEMPTS):
+            # 1. The successor exists (unreachable: nobody has its cookie yet).
+            (created,) = yield (self._create_op(new, now, replace=replace),)
+            if created != 1:
+                raise StoreUnavailableError("a new session's key exists already; not overwritten")
+            # 2. Listed, then the commit: the old sid dies, if nothing was written to it since.
+            index = (self._index_op(new, now),) if new.user_id is not None else ()
+            replies = yield (
+                *index,
+                Script(RETIRE, self.keys.session(old.handle), (new.handle, old.revision)),
+            )
+            retired = replies[-1]
+            if retired == 1:
+                session._adopt(new, State.LOADED)
+                return SaveResult("regenerated", self._set_cookie(new, now))
+            current = _stored(retired) if retired != 0 else None
+            if not current or k.VERSION not in current:
+                # Destroyed, revoked, expired or regenerated by another request first: undo our copy.
+                log.debug("session %s: gone before regenerate() saved; not revived", old.handle)
+                yield (Command(("DEL", self.keys.session(new.handle))),)
+                return GONE
+            # Written meanwhile by another replica: carry what is stored now, plus our changes.
+            relink = session._user_id if relinked else None
+            old, new = self._rebuild(old, new, current, changed, removed, relink, now)
+            replace = True
+        yield (Command(("DEL", self.keys.session(new.handle))),)
+        raise StoreUnavailableError(f"session {old.handle} kept changing while regenerate() saved; try again")
+
+    def _rebuild(
+        self,
+        old: Record,
+        new: Record,
+        current: dict[str, str],
+        changed: Mapping[str, bytes],
+        removed: Sequence[str],
+        relink: str | None,
+        now: int,
+    ) -> tuple[Record, Record]:
+        """The old session as stored now, and the successor: what is stored now plus this request's changes.
+
+        The same merge an UPDATE makes: this request's changed and removed keys
+        win, every other key is as stored now. The user is this request's if it
+        set one, else the stored one.
+        """
+        meta, texts = _split(current)
+        stored = {key: text.encode("utf-8") for key, text in texts.items()}
+        merged = {key: raw for key, raw in stored.items() if key not in removed}
+        merged.update(changed)
+        user = relink if relink is not None else meta.get(k.USER)
+        horizon = self.expiry.horizon_ms(now, new.created_ms) if user is not None else None
+        old = old._replace(fields=stored, user_id=meta.get(k.USER), revision=meta.get(k.REVISION, "0"))
+        new = new._replace(fields=merged, user_id=user, cap_ms=self.expiry.cap_ms(new.created_ms, horizon))
+        return old, new
 
     def _new_record(
         self,
@@ -335,8 +395,8 @@ class SessionCore:
             cookie_issued_s=now // 1000,
         )
 
-    def _create_ops(self, record: Record, now: int) -> Batch:
-        key = self.keys.session(record.handle)
+    def _create_op(self, record: Record, now: int, *, replace: bool = False) -> Script:
+        """CREATE: the whole hash and its TTL, in one step."""
         pairs: list[Arg] = [k.VERSION, k.FORMAT_VERSION, k.CREATED, record.created_ms]
         optional = (
             (k.CAP, record.cap_ms),
@@ -347,18 +407,48 @@ class SessionCore:
         )
         pairs += [arg for name, value in optional if value is not None for arg in (name, value)]
         pairs += [arg for key_, raw in record.fields.items() for arg in (k.field_of(key_), raw)]
-        ops: Batch = (
-            Command(("HSET", key, *pairs)),
-            Command(("PEXPIREAT", key, self.expiry.ttl_deadline_ms(now, record.cap_ms))),
-        )
-        if record.user_id is not None and record.cap_ms is not None:
-            user_key = self.keys.user(record.user_id)
-            ops += (Script(INDEX_ADD, user_key, (now, record.handle, record.cap_ms)),)
-        return ops
+        deadline = self.expiry.ttl_deadline_ms(now, record.cap_ms)
+        return Script(CREATE, self.keys.session(record.handle), (deadline, "1" if replace else "0", *pairs))
+
+    def _index_op(self, record: Record, now: int) -> Script:
+        assert record.user_id is not None  # only linked sessions are indexed
+        assert record.cap_ms is not None  # and they have a cap: the index horizon
+        return Script(INDEX_ADD, self.keys.user(record.user_id), (now, record.handle, record.cap_ms))
 
     def _set_cookie(self, record: Record, now: int) -> SetCookie:
         max_age = self.expiry.cookie_max_age_seconds(now, record.created_ms)
         return SetCookie(self.signer.sign(record.sid), max_age)
+
+
+def _changes(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> tuple[dict[str, bytes], list[str]]:
+    """The app keys whose stored bytes differ (with the new bytes), and the keys removed."""
+    if after == before:  # most requests only read: one comparison
+        return {}, []
+    changed = {key: raw for key, raw in after.items() if before.get(key) != raw}
+    return changed, [key for key in before if key not in after]
+
+
+def _delta(changed: Mapping[str, bytes], removed: Sequence[str]) -> tuple[list[Arg], list[Arg]]:
+    """UPDATE's arguments: field/value pairs to set, fields to delete."""
+    sets: list[Arg] = [arg for key, raw in changed.items() for arg in (k.field_of(key), raw)]
+    return sets, [k.field_of(key) for key in removed]
+
+
+def _next(revision: str) -> str:
+    return str(int(revision) + 1) if revision.isdigit() else revision
+
+
+def _split(stored: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """A stored hash as (metadata field -> value, app key -> stored text)."""
+    meta: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    for name, text in stored.items():
+        key = k.key_of(name)
+        if key is None:
+            meta[name] = text
+        else:
+            texts[key] = text
+    return meta, texts
 
 
 _JSON = json.JSONDecoder()

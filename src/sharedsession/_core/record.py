@@ -39,6 +39,9 @@ class Record(NamedTuple):
     client_ip: str | None
     user_agent: str | None
     cookie_issued_s: int
+    #: The revision (``#r``) read at load: a regenerate moves the session only if
+    #: nothing was written to it since.
+    revision: str = "0"
 
 
 class State(enum.Enum):
