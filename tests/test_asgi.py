@@ -458,6 +458,43 @@ async def test_a_raw_asgi_app_that_raises_saves_nothing(
     assert (await call(starlette, "GET", "/read", cookie=cookie)).json()["data"] == {"n": 1}
 
 
+async def test_a_crash_inside_an_app_wrapped_whole_saves_nothing(
+    config: SessionConfig, recorder: RecordingAsyncRedis
+) -> None:
+    """SessionMiddleware(Starlette(...)): Starlette's ServerErrorMiddleware sends the 500
+    of the crashed view through us, then raises. Nothing may be saved of that request."""
+    inner = Starlette(routes=ROUTES)
+    inner.state.log = recorder.log
+    wrapped = SessionMiddleware(inner, config)
+    cookie = await create(wrapped, recorder.log, {"n": 1})
+    response = await call(wrapped, "GET", "/boom", cookie=cookie, raise_app_exceptions=False)
+    assert response.status_code == 500
+    assert set_cookies(response) == []
+    assert recorder.log.trips == [["EVALSHA"]]  # the load only
+    assert (await call(wrapped, "GET", "/read", cookie=cookie)).json()["data"] == {"n": 1}
+    response = await call(wrapped, "GET", "/boom", raise_app_exceptions=False)  # no session yet
+    assert response.status_code == 500
+    assert set_cookies(response) == []
+
+
+async def test_a_5xx_the_app_sends_deliberately_is_saved(
+    config: SessionConfig, recorder: RecordingAsyncRedis
+) -> None:
+    async def unavailable(request: Request) -> JSONResponse:
+        request.session["tried"] = True
+        return JSONResponse({"error": "upstream down"}, status_code=502)
+
+    app = Starlette(
+        routes=[Route("/u", unavailable)], middleware=[Middleware(SessionMiddleware, config=config)]
+    )
+    response = await call(app, "GET", "/u")
+    assert response.status_code == 502
+    assert response.json() == {"error": "upstream down"}
+    cookie = cookie_value(response)  # created, and its cookie on the held response
+    reader = make_app(recorder.log, config=config)
+    assert (await call(reader, "GET", "/read", cookie=cookie)).json()["data"] == {"tried": True}
+
+
 async def test_unstorable_data_found_at_save_is_a_500_and_nothing_is_written(
     app: Starlette, recorder: RecordingAsyncRedis
 ) -> None:

@@ -343,7 +343,11 @@ def test_a_request_never_revives_a_session_ended_while_it_ran(h: Harness) -> Non
     response = h.client.post("/race")
     assert response.status_code == 200
     assert set_cookies(response) == []
-    assert h.trips == [["EVALSHA"], ["EVALSHA"], ["EVALSHA"]]  # load, revoke, one refused update (not retried)
+    assert h.trips == [
+        ["EVALSHA"],
+        ["EVALSHA"],
+        ["EVALSHA"],
+    ]  # load, revoke, one refused update (not retried)
     assert h.stored(cookie) == {}
 
 
@@ -395,6 +399,53 @@ def test_changes_made_by_after_request_functions_are_saved(backend: Backend) -> 
     client = app.test_client()
     client.get("/plain")
     assert client.get("/read").get_json() == {"before": True, "after": True}
+
+
+def test_an_after_request_function_that_fails_leaves_nothing_saved(backend: Backend) -> None:
+    """Registered before the extension, it runs before the save: its 500 saves nothing."""
+    config = SessionConfig(secret_key=SECRET, redis=backend.sync_client(), key_prefix=backend.prefix)
+    app = Flask(__name__)
+    failing = {"on": False}
+
+    @app.after_request
+    def audit(response: flask.Response) -> flask.Response:
+        if failing["on"]:
+            raise RuntimeError("audit log unreachable")
+        return response
+
+    SharedSession(app, config)
+    add_routes(app)
+    client = app.test_client()
+    client.post("/set/n", json=1)
+    failing["on"] = True
+    response = client.post("/set/n", json=2)
+    assert response.status_code == 500
+    assert set_cookies(response) == []
+    failing["on"] = False
+    assert client.get("/read").get_json() == {"n": 1}
+
+
+def test_the_save_runs_after_blueprint_after_request_functions(backend: Backend) -> None:
+    config = SessionConfig(secret_key=SECRET, redis=backend.sync_client(), key_prefix=backend.prefix)
+    app = Flask(__name__)
+    SharedSession(app, config)
+    shop = flask.Blueprint("shop", __name__)
+
+    @shop.route("/buy", methods=["POST"])
+    def buy() -> str:
+        session["bought"] = True
+        return "ok"
+
+    @shop.after_request
+    def fails(response: flask.Response) -> flask.Response:
+        raise RuntimeError("after the view")
+
+    app.register_blueprint(shop)
+    add_routes(app)
+    client = app.test_client()
+    client.post("/set/n", json=1)
+    assert client.post("/buy").status_code == 500
+    assert client.get("/read").get_json() == {"n": 1}
 
 
 # -- Redis down ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sharedsession import Session
 from sharedsession._core import codec
 from sharedsession._core.keys import handle_of
 from sharedsession._core.record import Record, State
+from sharedsession._core.session import FIELD_COST as C
 from sharedsession._core.signing import new_sid
 from sharedsession.errors import (
     SessionDataError,
@@ -110,14 +111,14 @@ def test_non_str_key_raises(key: Any) -> None:
 
 
 def test_value_that_fits_exactly_is_accepted() -> None:
-    # Size is field name + encoded value: "a" (1) + '"xxxxxxx"' (9) = 10.
-    session = Session(max_size=10)
+    # Size is field name + encoded value + FIELD_COST: "a" (1) + '"xxxxxxx"' (9) = 10, + C.
+    session = Session(max_size=10 + C)
     session["a"] = "xxxxxxx"
     assert session["a"] == "xxxxxxx"
 
 
 def test_too_large_raises_and_leaves_session_unchanged() -> None:
-    session = Session(max_size=10)
+    session = Session(max_size=10 + C)
     session["a"] = "xxxxxxx"
     session._modified = False  # as after a save, to see that the failure does not set it
     before = _snapshot(session)
@@ -126,21 +127,21 @@ def test_too_large_raises_and_leaves_session_unchanged() -> None:
     assert isinstance(excinfo.value, SessionDataError)
     assert isinstance(excinfo.value, ValueError)
     assert not isinstance(excinfo.value, TypeError)
-    assert "max_size=10" in str(excinfo.value)
+    assert f"max_size={10 + C}" in str(excinfo.value)
     assert _snapshot(session) == before
     assert session.modified is False
 
 
 def test_single_value_over_limit_on_empty_session() -> None:
-    session = Session(max_size=10)
+    session = Session(max_size=10 + C)
     with pytest.raises(SessionTooLargeError):
-        session["a"] = "xxxxxxxx"  # 1 + 10 = 11
+        session["a"] = "xxxxxxxx"  # 1 + 10 = 11, + C
     assert dict(session) == {}
     assert session.modified is False
 
 
 def test_replacing_counts_the_old_value_out() -> None:
-    session = Session(max_size=10)
+    session = Session(max_size=10 + 2 * C)
     session["a"] = "xxxxxxx"
     session["a"] = "yyyyyyy"  # same size: still exactly at the limit
     assert session["a"] == "yyyyyyy"
@@ -150,10 +151,10 @@ def test_replacing_counts_the_old_value_out() -> None:
 
 
 def test_failed_too_large_replace_keeps_old_value_and_accounting() -> None:
-    session = Session(max_size=10)
+    session = Session(max_size=10 + 2 * C)
     session["a"] = "xxx"  # 6 bytes
     with pytest.raises(SessionTooLargeError):
-        session["a"] = "x" * 20
+        session["a"] = "x" * (20 + C)
     assert session["a"] == "xxx"
     session["b"] = 123  # 1 + 3 = 4: exactly 10, so the failed attempt did not count
     with pytest.raises(SessionTooLargeError):
@@ -162,7 +163,7 @@ def test_failed_too_large_replace_keeps_old_value_and_accounting() -> None:
 
 
 def test_deleting_frees_space() -> None:
-    session = Session(max_size=10)
+    session = Session(max_size=10 + C)
     session["a"] = "xxxxxxx"
     del session["a"]
     session["b"] = "yyyyyyy"
@@ -171,7 +172,7 @@ def test_deleting_frees_space() -> None:
 
 def test_escaped_key_costs_its_extra_byte() -> None:
     # An app key starting with "#" is stored as "##a": one more byte.
-    session = Session(max_size=10)
+    session = Session(max_size=10 + C)
     with pytest.raises(SessionTooLargeError):
         session["#a"] = "xxxxxx"  # "##a" (3) + '"xxxxxx"' (8) = 11
     session["#a"] = "xxxxx"  # 3 + 7 = 10
@@ -179,11 +180,32 @@ def test_escaped_key_costs_its_extra_byte() -> None:
 
 
 def test_loaded_session_counts_stored_sizes() -> None:
-    session = _loaded({"a": "xxxxxxx"}, max_size=10)
+    session = _loaded({"a": "xxxxxxx"}, max_size=10 + C)
     with pytest.raises(SessionTooLargeError):
         session["b"] = 1
     session["a"] = "yyyyyyy"
     assert dict(session) == {"a": "yyyyyyy"}
+
+
+def test_a_session_stored_under_a_larger_limit_can_be_read_and_shrunk_not_grown() -> None:
+    """A deploy lowered max_size: sessions stored before stay readable."""
+    session = _loaded({"a": "x" * 30, "b": 1}, max_size=10 + C)  # 33 + 2 + 2 C bytes
+    assert session._stored_fields() == {"a": b'"' + b"x" * 30 + b'"', "b": b"1"}  # a read-only save
+    session["b"] = 2  # the same size: fine
+    del session["a"]  # shrinks
+    with pytest.raises(SessionTooLargeError):
+        session["c"] = "x"  # one more key: past the limit again
+    session["b"] = "xyz"  # grows, but within the limit now
+    assert session._stored_fields() == {"b": b'"xyz"'}
+
+
+def test_an_in_place_edit_may_not_grow_an_oversized_session() -> None:
+    session = _loaded({"cart": [1, 2, 3]}, max_size=5 + C)
+    session["cart"].pop()  # shrinks: fine, though still over
+    assert session._stored_fields() == {"cart": b"[1,2]"}
+    session["cart"].extend([3, 4])
+    with pytest.raises(SessionTooLargeError):
+        session._stored_fields()
 
 
 # -- update is all or nothing ---------------------------------------------------
@@ -200,8 +222,24 @@ def test_update_all_or_nothing_on_unstorable() -> None:
     assert session._stored_fields() == {"keep": b"1"}
 
 
+@pytest.mark.parametrize("key", ["\ud800", "a\udfffb"])
+def test_a_key_that_cannot_be_encoded_is_a_session_data_error(key: str) -> None:
+    session = Session()
+    with pytest.raises(UnserializableValueError, match="not encodable"):
+        session[key] = 1
+    assert dict(session) == {}
+
+
+def test_update_with_one_unencodable_key_stores_nothing() -> None:
+    session = _loaded({"keep": 1})
+    with pytest.raises(UnserializableValueError):
+        session.update({"a": 1, "\ud800": 2, "c": 3})
+    assert dict(session) == {"keep": 1}
+    assert session.modified is False
+
+
 def test_update_all_or_nothing_on_too_large() -> None:
-    session = Session(max_size=10)
+    session = Session(max_size=10 + 2 * C)
     session["a"] = 1  # 2 bytes
     session._modified = False
     with pytest.raises(SessionTooLargeError):
@@ -388,7 +426,7 @@ def test_clear_on_empty_does_not_set_modified() -> None:
 
 
 def test_clear_frees_space() -> None:
-    session = Session(max_size=10)
+    session = Session(max_size=10 + C)
     session["a"] = "xxxxxxx"
     session.clear()
     session["b"] = "yyyyyyy"
@@ -459,7 +497,7 @@ def test_destroy_new_session() -> None:
 
 
 def test_data_assigned_after_destroy_stays() -> None:
-    session = _loaded({"a": 1}, max_size=20)
+    session = _loaded({"a": 1}, max_size=20 + C)
     session.destroy()
     session["flash"] = "logged out"  # 5 + 12 = 17: the old data no longer counts
     assert dict(session) == {"flash": "logged out"}
@@ -557,16 +595,16 @@ def test_stored_fields_nested_unstorable_raises() -> None:
 
 
 def test_stored_fields_too_large_after_in_place_growth() -> None:
-    session = _loaded({"cart": [1]}, max_size=12)  # "cart" (4) + "[1]" (3) = 7
+    session = _loaded({"cart": [1]}, max_size=12 + C)  # "cart" (4) + "[1]" (3) = 7
     session["cart"].extend([2, 3])  # "[1,2,3]" (7): 11, still fits
     assert session._stored_fields() == {"cart": b"[1,2,3]"}
     session["cart"].append(4)  # "[1,2,3,4]" (9): 13
-    with pytest.raises(SessionTooLargeError, match="max_size=12"):
+    with pytest.raises(SessionTooLargeError, match=f"max_size={12 + C}"):
         session._stored_fields()
 
 
 def test_stored_fields_accounts_in_place_shrink() -> None:
-    session = Session(max_size=20)
+    session = Session(max_size=20 + 2 * C)
     session["cart"] = [1, 2, 3, 4, 5]  # 4 + 11 = 15
     session["cart"].clear()
     assert session._stored_fields() == {"cart": b"[]"}  # 4 + 2 = 6

@@ -604,6 +604,50 @@ def test_undecodable_stored_data_reads_as_new_with_a_warning(
     assert result.cookie.value != cookie
 
 
+@pytest.mark.parametrize("foreign", ["string", "list"])
+def test_a_key_of_another_type_where_a_session_belongs_is_no_session(
+    store: Harness, raw: Any, caplog: pytest.LogCaptureFixture, foreign: str
+) -> None:
+    def overwrite(key: str) -> None:
+        raw.delete(key)
+        if foreign == "string":
+            raw.set(key, "not a hash", ex=60)
+        else:
+            raw.rpush(key, "not", "a", "hash")
+            raw.expire(key, 60)
+
+    cookie = create(store, {"n": 1})
+    overwrite(session_key(store, cookie))
+    with caplog.at_level(logging.WARNING, logger="sharedsession"):
+        session = store.load(cookie)  # not WRONGTYPE: a new session, and a warning
+    assert session.new
+    assert any("cannot be decoded" in r.getMessage() for r in caplog.records)
+    session["fresh"] = 1
+    assert store.save(session).outcome == "created"
+    # Requests that loaded it before: an update, a regenerate and a logout refuse quietly.
+    for step in ("update", "regenerate", "destroy"):
+        cookie = create(store, {"n": 1})
+        loaded = store.load(cookie)
+        overwrite(session_key(store, cookie))
+        loaded["n"] = 2
+        if step == "regenerate":
+            loaded.regenerate()
+        elif step == "destroy":
+            loaded.destroy()
+        assert store.save(loaded).outcome == ("destroyed" if step == "destroy" else "gone")
+        assert store.revoke(session_key(store, cookie).rpartition(":")[2]) is False
+
+
+def test_a_key_of_another_type_where_a_user_index_belongs_is_replaced(store: Harness, raw: Any) -> None:
+    raw.set(store.keys.user("olga"), "something else", ex=600)
+    cookie = create(store, user_id="olga")  # no WRONGTYPE, no session left unlisted
+    assert [info.handle for info in store.sessions_of("olga")] == [store.load(cookie).handle]
+    assert store.revoke_user("olga") == 1
+    raw.set(store.keys.user("pia"), "something else", ex=600)
+    assert store.sessions_of("pia") == []
+    assert store.revoke_user("pia") == 0
+
+
 def test_unstorable_in_place_edit_raises_at_save_before_any_io(store: Harness) -> None:
     from sharedsession import SessionDataError
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import re
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol, TypeVar
 
@@ -67,6 +68,24 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     RedisClusterException,  # Cluster: no node reachable to (re)learn the slots, slot not covered
 )
 
+# Error replies redis-py leaves as a plain ResponseError that mean the same:
+# BUSY (a long script runs elsewhere), MISCONF (persistence failing and
+# stop-writes-on-bgsave-error), NOREPLICAS (min-replicas-to-write not met).
+# Also matched where an older server wraps them in a script's error message.
+_UNAVAILABLE_CODES = re.compile(
+    r"(?:^|: -|\s-)(BUSY|MISCONF|NOREPLICAS|MASTERDOWN|LOADING|READONLY|OOM|CLUSTERDOWN|TRYAGAIN)\b"
+)
+
+
+_MAYBE_UNAVAILABLE: tuple[type[Exception], ...] = (*UNAVAILABLE, ResponseError)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether a redis-py error means "Redis cannot serve us now" (a 503), not a bug of ours."""
+    if isinstance(error, UNAVAILABLE):
+        return True
+    return isinstance(error, ResponseError) and _UNAVAILABLE_CODES.search(str(error)) is not None
+
 
 class SyncClient(Protocol):
     def pipeline(self, transaction: bool = ...) -> Any: ...
@@ -99,9 +118,9 @@ def _script_router(client: object) -> Callable[[str], object] | None:
 def _settle(replies: list[object]) -> list[object]:
     """Raise the first error among the replies (unavailable: StoreUnavailableError)."""
     for reply in replies:
-        if isinstance(reply, UNAVAILABLE):
-            raise StoreUnavailableError(f"Redis is unavailable: {reply}") from reply
         if isinstance(reply, Exception):
+            if is_unavailable(reply):
+                raise StoreUnavailableError(f"Redis is unavailable: {reply}") from reply
             raise reply
     return replies
 
@@ -111,7 +130,9 @@ def unavailable_as_error() -> Iterator[None]:
     """Turn redis-py's "cannot serve now" errors into StoreUnavailableError (cause kept)."""
     try:
         yield
-    except UNAVAILABLE as exc:
+    except _MAYBE_UNAVAILABLE as exc:
+        if not is_unavailable(exc):
+            raise
         raise StoreUnavailableError(f"Redis is unavailable: {type(exc).__name__}: {exc}") from exc
 
 

@@ -15,7 +15,10 @@ One request, for an ``http`` scope:
    on, and ``Set-Cookie`` and ``Vary: Cookie`` are added to its headers.
    Changes made after that (in a streaming body or a background task) are not
    saved.
-3. An app that raises before starting its response saves nothing.
+3. An app that raises saves nothing. A 5xx response is held until the app
+   returns, so that a crash whose 500 was sent through this middleware (an app
+   wrapped whole, ``SessionMiddleware(Starlette(...))``) saves nothing either;
+   a 5xx the app sends deliberately is saved when it returns.
 
 Redis unreachable: loading a session (a request with a valid cookie) answers
 503 at once without calling the app; a save that fails replaces the app's
@@ -140,7 +143,13 @@ class SessionMiddleware:
         if kind == "websocket":
             await self.app(scope, receive, send)  # loaded, never saved (see the module docstring)
             return
-        await self.app(scope, receive, self._saving_send(session, send, had_cookie=cookie is not None))
+        response = _SavingResponse(self.store, session, send, had_cookie=cookie is not None)
+        try:
+            await self.app(scope, receive, response.send)
+        except BaseException:
+            await response.abandon()  # the app crashed: save nothing, let its error response out
+            raise
+        await response.finish()
 
     def _excluded(self, path: str) -> bool:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.exclude_paths)
@@ -163,38 +172,6 @@ class SessionMiddleware:
         peer = scope.get("client")
         return cookie, self.store.client(peer[0] if peer else None, forwarded or None, user_agent)
 
-    def _saving_send(self, session: Session, send: Send, *, had_cookie: bool) -> Send:
-        replaced = False
-
-        async def saving_send(message: Message) -> None:
-            nonlocal replaced
-            if replaced:
-                return  # our 503 went out instead: drop the rest of the app's response
-            if message["type"] == "http.response.start":
-                store = self.store
-                if not store.needs_save(session):
-                    action = None  # an anonymous request that stored nothing: nothing to save
-                else:
-                    try:
-                        action = (await store.save(session)).cookie
-                    except StoreUnavailableError as exc:
-                        log.warning("session store unavailable, response replaced by a 503: %s", exc)
-                        replaced = True
-                        await _send_unavailable(send)
-                        return
-                if action is None and not had_cookie:
-                    await send(message)  # no cookie in or out: nothing to add
-                    return
-                headers = list(message.get("headers") or ())
-                if action is not None:
-                    headers.append((b"set-cookie", store.cookie_header(action).encode("latin-1")))
-                # The response depends on the cookie: shared caches must not hand it to others.
-                _add_vary_cookie(headers)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        return saving_send
-
     def _lifespan_send(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
@@ -203,6 +180,81 @@ class SessionMiddleware:
             await send(message)
 
         return lifespan_send
+
+
+class _SavingResponse:
+    """The app's ``send`` for one request: saves the session as the response starts.
+
+    A response with a 5xx status is held back until the app returns: an app
+    wrapped whole (``SessionMiddleware(Starlette(...))``) sends the 500 of a
+    crashed view through us (Starlette's ServerErrorMiddleware) and only then
+    raises. Held, it is saved only if the app returns normally (a 5xx the app
+    chose to send), and sent unsaved if the app raises. Other responses go
+    out at once, saved at their start.
+    """
+
+    __slots__ = ("_had_cookie", "_held", "_replaced", "_send", "_session", "_store")
+
+    def __init__(self, store: AsyncSessionStore, session: Session, send: Send, *, had_cookie: bool) -> None:
+        self._store = store
+        self._session = session
+        self._send = send
+        self._had_cookie = had_cookie
+        self._held: list[Message] | None = None
+        self._replaced = False
+
+    async def send(self, message: Message) -> None:
+        if self._replaced:
+            return  # our 503 went out instead: drop the rest of the app's response
+        if self._held is not None:
+            self._held.append(message)
+            return
+        if message["type"] == "http.response.start":
+            if message.get("status", 200) >= 500:
+                self._held = [message]
+                return
+            message = await self._saved(message)
+            if self._replaced:
+                return
+        await self._send(message)
+
+    async def finish(self) -> None:
+        """The app returned: send a held response, saved."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        start = await self._saved(held[0])
+        if self._replaced:
+            return
+        for message in (start, *held[1:]):
+            await self._send(message)
+
+    async def abandon(self) -> None:
+        """The app raised: send a held response as it is, nothing saved."""
+        held, self._held = self._held, None
+        for message in held or ():
+            await self._send(message)
+
+    async def _saved(self, start: Message) -> Message:
+        """Save the session; return the start message with the cookie headers (or send a 503)."""
+        store, session = self._store, self._session
+        action = None  # an anonymous request that stored nothing: nothing to save
+        if store.needs_save(session):
+            try:
+                action = (await store.save(session)).cookie
+            except StoreUnavailableError as exc:
+                log.warning("session store unavailable, response replaced by a 503: %s", exc)
+                self._replaced = True
+                await _send_unavailable(self._send)
+                return start
+        if action is None and not self._had_cookie:
+            return start  # no cookie in or out: nothing to add
+        headers = list(start.get("headers") or ())
+        if action is not None:
+            headers.append((b"set-cookie", store.cookie_header(action).encode("latin-1")))
+        # The response depends on the cookie: shared caches must not hand it to others.
+        _add_vary_cookie(headers)
+        return {**start, "headers": headers}
 
 
 def get_session(connection: Mapping[str, object]) -> Session:

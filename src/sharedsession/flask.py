@@ -509,7 +509,11 @@ class SharedSession:
         def save_session_now(response: Response) -> Response:
             return _save_in_after_request(interface, response)
 
-        app.after_request(save_session_now)
+        # Flask runs after_request functions last-registered first, blueprints'
+        # before the app's: at the front of the app's list, the save runs after
+        # every other one, those registered before init_app included. A
+        # function that fails (a 500) then fails before anything was saved.
+        app.after_request_funcs.setdefault(None, []).insert(0, save_session_now)
         got_request_exception.connect(_close_on_unhandled_error, app)
         if StoreUnavailableError not in app.error_handler_spec.get(None, {}).get(None, {}):
             app.register_error_handler(StoreUnavailableError, store_unavailable)

@@ -39,6 +39,19 @@ CHROME_121_MAC = (
 )
 FIREFOX_120_WIN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0"
 FIREFOX_121_WIN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0"
+CHROME_ANDROID_13 = (
+    "Mozilla/5.0 (Linux; Android 13; Pixel 7 Build/TP1A.220624.014) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/119.0.6045.163 Mobile Safari/537.36"
+)
+# The same phone after a system update (Android 14, a new build) and a browser update.
+CHROME_ANDROID_14 = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 7 Build/UP1A.231005.007) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.6099.43 Mobile Safari/537.36"
+)
+WEBVIEW_ANDROID = (
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.43 Mobile Safari/537.36"
+)
 SAFARI_17_MAC = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.1 Safari/605.1.15"
@@ -398,6 +411,7 @@ def test_normalize_user_agent(user_agent: str | None, expected: str) -> None:
         (FIREFOX_120_WIN, FIREFOX_121_WIN),
         (SAFARI_17_MAC, SAFARI_17_MAC.replace("17.1", "17.2.1")),
         (CHROME_120_WIN, CHROME_120_WIN.upper()),
+        (CHROME_ANDROID_13, CHROME_ANDROID_14),  # a system update changes the build id too
     ],
 )
 def test_normalize_user_agent_ignores_browser_updates(old: str, new: str) -> None:
@@ -412,6 +426,8 @@ def test_normalize_user_agent_ignores_browser_updates(old: str, new: str) -> Non
         (CHROME_120_WIN, CHROME_120_MAC),  # operating system
         (CHROME_120_MAC, SAFARI_17_MAC),  # browser on the same OS
         (SAFARI_17_MAC, SAFARI_17_IPHONE),  # device
+        (CHROME_ANDROID_14, WEBVIEW_ANDROID),  # browser vs an app's web view, other phone
+        (CHROME_ANDROID_14, SAFARI_17_IPHONE),
     ],
 )
 def test_normalize_user_agent_keeps_browser_and_platform(one: str, other: str) -> None:

@@ -77,6 +77,9 @@ _FINGERPRINT_VERSION = "sharedsession.binding.v1"
 _BRACKETED = re.compile(r"\[([^\[\]]+)\](?::[0-9]{1,5})?")
 _IPV4_WITH_PORT = re.compile(r"([0-9.]+):[0-9]{1,5}")
 _VERSION_NUMBER = re.compile(r"[0-9]+(?:[._][0-9]+)*")
+# Android's build id ("Build/TP1A.220624.014", "Build/UP1A.231005.007"): letters
+# and digits that change with every system update, like a version number.
+_ANDROID_BUILD = re.compile(r"\bbuild/[^;)\s]*")
 _MAPPED_PREFIX = 96  # ::ffff:0:0/96 holds the IPv4-mapped addresses
 
 
@@ -216,15 +219,16 @@ def normalize_user_agent(user_agent: str | None) -> str:
     every update changes the User-Agent string; binding to the full string would
     log users out after each update. So the header is lowercased, every version
     number (a run of digits with the dots or underscores between them:
-    ``120.0.6099.109``, ``10_15_7``, ``5.0``) is removed and whitespace is
-    collapsed. The product tokens and platform words remain, so switching to
+    ``120.0.6099.109``, ``10_15_7``, ``5.0``) and Android's build id
+    (``Build/UP1A.231005.007``, which every system update changes) are removed
+    and whitespace is collapsed. The product tokens and platform words remain, so switching to
     another browser or operating system still changes the result. The result is
     capped at 512 characters so that huge headers cannot bloat anything.
     ``None`` gives ``""``.
     """
     if user_agent is None:
         return ""
-    without_versions = _VERSION_NUMBER.sub("", user_agent.lower())
+    without_versions = _VERSION_NUMBER.sub("", _ANDROID_BUILD.sub("", user_agent.lower()))
     collapsed = " ".join(without_versions.split())
     return collapsed[:_MAX_USER_AGENT_LENGTH].rstrip()
 

@@ -13,13 +13,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from sharedsession._core import codec
-from sharedsession._core.errors import SessionError, SessionTooLargeError, UnserializableValueError
+from sharedsession._core.errors import SessionTooLargeError, UnserializableValueError
 from sharedsession._core.keys import field_of
 from sharedsession._core.record import UNBOUND, Client, Record, State
 
 __all__ = ["Session"]
 
 _MISSING: Any = object()
+
+#: What each key costs besides its name and encoded value, in bytes: about what
+#: Redis spends per field of a hash (measured: 50-60 bytes per field once a
+#: hash holds more than 128 fields). ``max_size`` counts it, so that it bounds
+#: the memory a session takes in Redis, not only the bytes sent: without it,
+#: thousands of one-letter keys would fit 64 KiB and take ten times that.
+FIELD_COST = 64
 
 # Values of these types cannot change in place: their encoding made at
 # assignment (or load) stays valid, so a save need not encode them again.
@@ -44,6 +51,7 @@ class Session(dict[str, Any]):
     """
 
     __slots__ = (
+        "_baseline",
         "_client",
         "_encoded",
         "_had_cookie",
@@ -58,6 +66,7 @@ class Session(dict[str, Any]):
     _client: Client
     _encoded: dict[str, bytes]
     _had_cookie: bool
+    _baseline: int
     _max_size: int
     _modified: bool
     _record: Record | None
@@ -91,17 +100,18 @@ class Session(dict[str, Any]):
         self._max_size = max_size
         self._client = client
         self._had_cookie = had_cookie
+        self._total = 0
         self._adopt(record, State.LOADED if record else State.NEW)
         if record is not None and data is not None:
             # Decoded by the store from record.fields: known good, sized as stored.
             dict.update(self, data)
             self._encoded = dict(record.fields)
             self._sizes = {key: _size(key, raw) for key, raw in self._encoded.items()}
-            self._total = sum(self._sizes.values())
+            self._total = self._baseline = sum(self._sizes.values())
             return
         self._encoded = {}
         self._sizes = {}
-        self._total = 0
+        self._total = self._baseline = 0
         if data is not None:
             self.update(data)
 
@@ -173,16 +183,20 @@ class Session(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str):
             raise UnserializableValueError(f"session keys must be str, got {type(key).__name__}: {key!r}")
+        if not _storable_text(key):
+            raise UnserializableValueError(f"session key {key!r} cannot be stored: not encodable as UTF-8")
         try:
             raw = codec.encode(value)
         except UnserializableValueError as exc:
             raise UnserializableValueError(f"session[{key!r}]: {exc}") from None
         size = _size(key, raw)
         total = self._total - self._sizes.get(key, 0) + size
-        if total > self._max_size:
+        # Never grow past max_size. A session stored under a larger limit (a
+        # deploy lowered it) can still be read, and shrunk, just not grown.
+        if total > self._max_size and total > self._total:
             raise SessionTooLargeError(
                 f"session[{key!r}]: storing {len(raw)} bytes would make the session "
-                f"{total} bytes, over max_size={self._max_size}"
+                f"{total} bytes (counting {FIELD_COST} per key), over max_size={self._max_size}"
             )
         dict.__setitem__(self, key, value)
         self._encoded[key] = raw
@@ -228,7 +242,7 @@ class Session(dict[str, Any]):
         try:
             for key, value in items.items():
                 self[key] = value
-        except SessionError:
+        except BaseException:
             dict.clear(self)
             dict.update(self, before[0])
             self._encoded, self._sizes, self._total, self._modified = before[1:]
@@ -248,10 +262,12 @@ class Session(dict[str, Any]):
     # -- for the store and the adapters ----------------------------------
 
     def _adopt(self, record: Record | None, state: State) -> None:
+        """Take ``record`` as what is stored now (after a load or a save)."""
         self._record = record
         self._state = state
         self._user_id = record.user_id if record else None
         self._modified = False
+        self._baseline = self._total
 
     def _stored_fields(self) -> dict[str, bytes]:
         """Encode what is to be stored now: app key -> bytes. Raises SessionDataError."""
@@ -267,9 +283,10 @@ class Session(dict[str, Any]):
                 self._account(key, raw)
             fields[key] = raw
             total += self._sizes[key]
-        if total > self._max_size:
+        if total > self._max_size and total > self._baseline:
             raise SessionTooLargeError(
-                f"session data is {total} bytes after in-place edits, over max_size={self._max_size}"
+                f"session data is {total} bytes after in-place edits (counting {FIELD_COST} per key), "
+                f"over max_size={self._max_size}"
             )
         return fields
 
@@ -286,4 +303,12 @@ class Session(dict[str, Any]):
 
 
 def _size(key: str, raw: bytes) -> int:
-    return len(field_of(key).encode()) + len(raw)
+    return len(field_of(key).encode()) + len(raw) + FIELD_COST
+
+
+def _storable_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
