@@ -414,7 +414,8 @@ def test_regenerate_creates_the_successor_then_lists_it_and_retires_the_old_sid(
     assert script(batches[1], "index_add").args[1] == session.handle
     retire = script(batches[1], "retire")
     assert retire.key == f"{PREFIX}s:{old}"
-    assert retire.args == (session.handle, "7")  # only if nothing was written since revision 7
+    # only if nothing was written since revision 7; a tombstone for an idle period
+    assert retire.args == (session.handle, "7", NOW_MS + IDLE_S * 1000)
     assert session.handle != old
     assert session.state is State.LOADED
     assert result.outcome == "regenerated"

@@ -140,23 +140,28 @@ class Backend:
         self._async.append(client)
         return client
 
+    def release(self, client: Any) -> None:
+        """Close a sync client now rather than at cleanup (tests that make many)."""
+        client.close()
+        self._sync.remove(client)
+
+    def keys(self, client: Any, pattern: str) -> list[bytes]:
+        """Every key matching ``pattern``, on every master of a cluster (each node scanned on its own)."""
+        nodes = (
+            [client.get_redis_connection(node) for node in client.get_primaries()]
+            if self._cluster_port is not None
+            else [client]
+        )
+        return [key for node in nodes for key in node.scan_iter(match=pattern, count=1000)]
+
+    def delete(self, client: Any, prefix: str) -> None:
+        """Delete every key under ``prefix`` (real-server tests never flush)."""
+        for key in self.keys(client, prefix + "*"):
+            client.delete(key)
+
     def cleanup(self) -> None:
-        # Real-server tests never flush: they delete their own prefix only,
-        # on every master of a cluster (each node scanned on its own).
         if self._server is None:
-            admin = self.sync_client()
-            nodes = (
-                [admin.get_redis_connection(node) for node in admin.get_primaries()]
-                if self._cluster_port is not None
-                else [admin]
-            )
-            for node in nodes:
-                keys = list(node.scan_iter(match=self.prefix + "*", count=1000))
-                if keys:
-                    pipe = node.pipeline(transaction=False)
-                    for key in keys:
-                        pipe.delete(key)
-                    pipe.execute()
+            self.delete(self.sync_client(), self.prefix)
         for client in self._sync:
             client.close()
 

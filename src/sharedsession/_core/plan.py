@@ -320,10 +320,10 @@ class SessionCore:
                 raise StoreUnavailableError("a new session's key exists already; not overwritten")
             # 2. Listed, then the commit: the old sid dies, if nothing was written to it since.
             index = (self._index_op(new, now),) if new.user_id is not None else ()
-            replies = yield (
-                *index,
-                Script(RETIRE, self.keys.session(old.handle), (new.handle, old.revision)),
-            )
+            # The tombstone stays an idle period (never past the absolute deadline).
+            tombstone = self.expiry.ttl_deadline_ms(now, self.expiry.absolute_deadline_ms(old.created_ms))
+            retire = (new.handle, old.revision, tombstone)
+            replies = yield (*index, Script(RETIRE, self.keys.session(old.handle), retire))
             retired = replies[-1]
             if retired == 1:
                 session._adopt(new, State.LOADED)

@@ -123,10 +123,12 @@ return 1
 """,
 )
 
-# KEYS: old session. ARGV: new handle, the revision this request read.
+# KEYS: old session. ARGV: new handle, the revision this request read, the
+# tombstone's deadline (ms).
 # regenerate()'s commit: the old sid dies at once and a tombstone naming the
-# new handle replaces it, for as long as the old session could still have
-# lived (its TTL). Only if nothing was written since this request read it: a
+# new handle replaces it, for an idle period (never past the absolute
+# deadline): a request still in flight with the old sid, whose logout must
+# reach the successor, finds it. Only if nothing was written since this request read it: a
 # revision that moved means another replica saved something the new session
 # must carry, so the current hash is returned (JSON, as LOAD returns it) and
 # nothing changes; the caller rebuilds the new session and tries again.
@@ -149,11 +151,9 @@ if (redis.call('HGET', KEYS[1], '#r') or '0') ~= ARGV[2] then
   for i = 1, #data, 2 do fields[data[i]] = data[i + 1] end
   return cjson.encode(fields)
 end
-local ttl = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], '#moved', ARGV[1])
-if ttl < 1 then ttl = 1 end
-redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 """,
 )
