@@ -26,14 +26,18 @@ def demo_env(redis_url: str | None) -> dict[str, str]:
     return env
 
 
-def test_demo_walks_one_session_through_six_replicas(server_redis_url: str) -> None:
-    done = subprocess.run(
+def run_demo(redis_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [str(SCRIPT), "demo", "--port", "0"],
-        env=demo_env(server_redis_url),
+        env=demo_env(redis_url),
         capture_output=True,
         text=True,
         timeout=180,
     )
+
+
+def test_demo_walks_one_session_through_six_replicas(server_redis_url: str) -> None:
+    done = run_demo(server_redis_url)
     assert done.returncode == 0, done.stdout + done.stderr
     match = FINAL_LINE.search(done.stdout)
     assert match, done.stdout
@@ -47,13 +51,7 @@ def test_demo_exits_cleanly_run_after_run(server_redis_url: str) -> None:
     # replica to hang up: most runs printed a CancelledError traceback after
     # the summary. Several runs, since it depended on timing.
     for _ in range(5):
-        done = subprocess.run(
-            [str(SCRIPT), "demo", "--port", "0"],
-            env=demo_env(server_redis_url),
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        done = run_demo(server_redis_url)
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stderr == ""
         last_line = done.stdout.rstrip("\n").rsplit("\n", 1)[-1]
