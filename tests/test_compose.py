@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import importlib.resources
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -142,6 +143,18 @@ def check_images(doc: Doc) -> None:
         assert service["image"], f"{name}: no image"
 
 
+# ${NAME}, ${NAME:-default} or ${NAME-default}, as Compose and `docker stack deploy` interpolate.
+VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def check_image_defaults(doc: Doc) -> None:
+    # An image may be a variable (tests/swarm runs the stack on local stand-ins),
+    # but only with a default: deployed as it is, the stack runs the public images.
+    for name, service in services(doc).items():
+        for variable, default in VARIABLE.findall(str(service.get("image", ""))):
+            assert default, f"{name}: image ${{{variable}}} has no default"
+
+
 def check_replicas(doc: Doc) -> None:
     for app in APPS:
         replicas = (services(doc)[app].get("deploy") or {}).get("replicas", 1)
@@ -249,6 +262,7 @@ def check_rolling_updates(doc: Doc) -> None:
 
 CHECKS: list[Check] = [
     check_images,
+    check_image_defaults,
     check_replicas,
     check_published_ports,
     check_redis_url,
@@ -305,6 +319,8 @@ def _unshare(doc: Doc) -> None:
 
 BREAKAGES: list[tuple[Check, Callable[[Doc], None]]] = [
     (check_images, _set("services.redis.image", _DELETE)),
+    (check_image_defaults, _set("services.redis.image", "${REDIS_IMAGE}")),
+    (check_image_defaults, _set("services.flask.image", "${FLASK_IMAGE:-}")),
     (check_replicas, _set("services.starlette.deploy.replicas", 1)),
     (check_replicas, _set("services.flask.deploy", _DELETE)),
     (check_published_ports, _set("services.starlette.ports", ["8000:8000"])),
@@ -359,6 +375,28 @@ def test_every_check_has_a_breakage() -> None:
     assert {check for check, _ in BREAKAGES} == set(CHECKS)
 
 
+def dockerfile_base(text: str) -> str:
+    """The image a Dockerfile builds on when given no build argument."""
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    base = re.search(r"^FROM (\S+)", text, re.M)
+    assert base, "no FROM"
+    return re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), base.group(1))
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_app_images_build_on_the_public_python_image(compose: Doc, app: str) -> None:
+    # The base image is a build argument (tests/swarm passes a local stand-in);
+    # what users build on is its default.
+    build = services(compose)[app]["build"]
+    dockerfile = ROOT / build.get("context", ".") / build["dockerfile"]
+    assert dockerfile_base(dockerfile.read_text()) == "python:3.12-slim"
+
+
+def test_dockerfile_base_sees_a_missing_default() -> None:
+    assert dockerfile_base("ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\n") == "${PYTHON_IMAGE}"
+    assert dockerfile_base("ARG B=python:3.11\nFROM ${B}\n") == "python:3.11"
+
+
 # -- docker compose on one machine ---------------------------------------------------
 
 
@@ -387,10 +425,15 @@ def test_override_stands_in_for_the_routing_mesh(compose: Doc, override: Doc) ->
     assert config.count("balance roundrobin") == 2
     for app in APPS:
         assert f"{app}:8000 check resolvers docker" in config
-    # HAProxy's stickiness comes from `cookie` and `stick` directives.
-    directives = {line.split()[0] for line in config.splitlines() if line.strip()}
-    assert not directives & {"cookie", "stick", "stick-table", "persist"}, directives
+    assert_no_sticky_directives(config)
     check_no_stickiness(override)
+    check_image_defaults(override)
+
+
+def assert_no_sticky_directives(haproxy_config: str) -> None:
+    # HAProxy's stickiness comes from `cookie` and `stick` directives.
+    directives = {line.split()[0] for line in haproxy_config.splitlines() if line.strip()}
+    assert not directives & {"cookie", "stick", "stick-table", "persist"}, directives
 
 
 def test_override_haproxy_config_is_valid(override: Doc, tmp_path: Path) -> None:
@@ -401,3 +444,4 @@ def test_override_haproxy_config_is_valid(override: Doc, tmp_path: Path) -> None
     path.write_text(override["configs"]["haproxy"]["content"])
     done = subprocess.run([haproxy, "-c", "-f", str(path)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
