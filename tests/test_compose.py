@@ -27,6 +27,7 @@ from sharedsession.cli import eviction_risk
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 OVERRIDE = ROOT / "docker-compose.override.yml"
+SWARM_TEST_STACK = ROOT / "tests" / "swarm" / "stack.yml"
 APPS = ("flask", "starlette")
 # What `docker stack deploy` accepts at the top level (its legacy v3 schema).
 STACK_TOP_LEVEL = {"version", "services", "networks", "volumes", "secrets", "configs"}
@@ -445,3 +446,33 @@ def test_override_haproxy_config_is_valid(override: Doc, tmp_path: Path) -> None
     done = subprocess.run([haproxy, "-c", "-f", str(path)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
+
+# -- the Swarm test's second stack file (tests/swarm) --------------------------------
+
+
+@pytest.fixture
+def swarm_test_stack() -> Doc:
+    return load(SWARM_TEST_STACK)
+
+
+def test_swarm_test_stack_follows_the_compose_specification(swarm_test_stack: Doc, compose_spec: Any) -> None:
+    validate_against_compose_spec(swarm_test_stack, compose_spec)
+    check_stack_compatible(swarm_test_stack)
+
+
+def test_swarm_test_stack_changes_only_what_the_machine_lacks(compose: Doc, swarm_test_stack: Doc) -> None:
+    # The apps are deployed as users deploy them; Redis only resolves to its
+    # task rather than to a virtual IP (no IPVS); a balancer is added.
+    layered = services(swarm_test_stack)
+    assert set(layered) == {"redis", "balancer"}
+    assert layered["redis"] == {"deploy": {"endpoint_mode": "dnsrr"}}
+    assert set(swarm_test_stack["secrets"]) == set(compose["secrets"])
+    balancer = layered["balancer"]
+    assert all(port["mode"] == "host" for port in balancer["ports"])
+    check_image_defaults(swarm_test_stack)
+    config = (ROOT / swarm_test_stack["configs"]["haproxy"]["file"]).read_text()
+    for app in APPS:
+        assert f"server-template {app} 10 tasks.{app}:8000" in config
+    assert config.count("balance roundrobin") == 3
+    assert_no_sticky_directives(config)
+    check_no_stickiness(swarm_test_stack)
