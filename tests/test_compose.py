@@ -376,28 +376,6 @@ def test_every_check_has_a_breakage() -> None:
     assert {check for check, _ in BREAKAGES} == set(CHECKS)
 
 
-def dockerfile_base(text: str) -> str:
-    """The image a Dockerfile builds on when given no build argument."""
-    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
-    base = re.search(r"^FROM (\S+)", text, re.M)
-    assert base, "no FROM"
-    return re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), base.group(1))
-
-
-@pytest.mark.parametrize("app", APPS)
-def test_the_app_images_build_on_the_public_python_image(compose: Doc, app: str) -> None:
-    # The base image is a build argument (tests/swarm passes a local stand-in);
-    # what users build on is its default.
-    build = services(compose)[app]["build"]
-    dockerfile = ROOT / build.get("context", ".") / build["dockerfile"]
-    assert dockerfile_base(dockerfile.read_text()) == "python:3.12-slim"
-
-
-def test_dockerfile_base_sees_a_missing_default() -> None:
-    assert dockerfile_base("ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\n") == "${PYTHON_IMAGE}"
-    assert dockerfile_base("ARG B=python:3.11\nFROM ${B}\n") == "python:3.11"
-
-
 # -- docker compose on one machine ---------------------------------------------------
 
 
