@@ -80,7 +80,6 @@ class StandIn:
     """How to build the stand-in for one public image."""
 
     name: str
-    replaces: str
     packages: tuple[str, ...]
     # Shell commands run in the new root (chroot) once the packages are in.
     setup: tuple[str, ...] = ()
@@ -144,7 +143,6 @@ def standins() -> dict[str, StandIn]:
     return {
         "PYTHON_IMAGE": StandIn(
             name="python",
-            replaces="python:3.12-slim",
             packages=("python3", "python3-venv"),
             # A venv first on PATH: `python` and `pip` as in the official image,
             # and pip installs there (Debian's python3 refuses system-wide installs).
@@ -159,7 +157,6 @@ def standins() -> dict[str, StandIn]:
         ),
         "REDIS_IMAGE": StandIn(
             name="redis",
-            replaces="redis:7.2-alpine",
             packages=("redis-server",),
             setup=("mkdir -p /data", "chown redis:redis /data"),
             files={"/usr/local/bin/docker-entrypoint.sh": HERE / "standins" / "redis-entrypoint.sh"},
@@ -167,7 +164,6 @@ def standins() -> dict[str, StandIn]:
         ),
         "HAPROXY_IMAGE": StandIn(
             name="haproxy",
-            replaces="haproxy:2.8-alpine",
             packages=("haproxy",),
             setup=("mkdir -p /usr/local/etc/haproxy",),
             files={"/usr/local/bin/docker-entrypoint.sh": HERE / "standins" / "haproxy-entrypoint.sh"},
@@ -322,8 +318,11 @@ def ensure_standins(report: BuildReport) -> dict[str, str]:
         with tempfile.TemporaryDirectory(prefix="sharedsession-standins-") as work:
             deb_cache = Path(work) / "debs"  # shared: the three roots have most packages in common
             deb_cache.mkdir()
-            for standin in missing:
-                report.built[standin.tag] = build_standin(standin, Path(work), deb_cache)
+            try:
+                for standin in missing:
+                    report.built[standin.tag] = build_standin(standin, Path(work), deb_cache)
+            finally:
+                _run(_as_root(["rm", "-rf", str(deb_cache)]), timeout=300)  # debootstrap's files
     return {variable: standin.tag for variable, standin in found.items()}
 
 
