@@ -60,6 +60,8 @@ def swarm_node() -> Iterator[None]:
         pytest.skip(f"{problem}: .ci/run installs docker.io and starts dockerd")
     state = docker("info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}").split()
     created = state[0] == "inactive"
+    # `swarm init` also makes this bridge, and `swarm leave` keeps it.
+    had_gwbridge = "docker_gwbridge" in docker("network", "ls", "--format", "{{.Name}}").split()
     if created:
         docker("swarm", "init", "--advertise-addr", "127.0.0.1")
     elif state != ["active", "true"]:
@@ -67,6 +69,8 @@ def swarm_node() -> Iterator[None]:
     yield
     if created:
         docker("swarm", "leave", "--force")
+        if not had_gwbridge:
+            docker("network", "rm", "docker_gwbridge")
 
 
 @pytest.fixture(scope="session")
