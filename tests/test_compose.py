@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import importlib.resources
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from sharedsession.cli.diagnostics import eviction_risk
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 OVERRIDE = ROOT / "docker-compose.override.yml"
+SWARM_TEST_STACK = ROOT / "tests" / "swarm" / "stack.yml"
 APPS = ("flask", "starlette")
 # What `docker stack deploy` accepts at the top level (its legacy v3 schema).
 STACK_TOP_LEVEL = {"version", "services", "networks", "volumes", "secrets", "configs"}
@@ -142,6 +144,18 @@ def check_images(doc: Doc) -> None:
         assert service["image"], f"{name}: no image"
 
 
+# ${NAME}, ${NAME:-default} or ${NAME-default}, as Compose and `docker stack deploy` interpolate.
+VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def check_image_defaults(doc: Doc) -> None:
+    # An image may be a variable (tests/swarm runs the stack on local stand-ins),
+    # but only with a default: deployed as it is, the stack runs the public images.
+    for name, service in services(doc).items():
+        for variable, default in VARIABLE.findall(str(service.get("image", ""))):
+            assert default, f"{name}: image ${{{variable}}} has no default"
+
+
 def check_replicas(doc: Doc) -> None:
     for app in APPS:
         replicas = (services(doc)[app].get("deploy") or {}).get("replicas", 1)
@@ -249,6 +263,7 @@ def check_rolling_updates(doc: Doc) -> None:
 
 CHECKS: list[Check] = [
     check_images,
+    check_image_defaults,
     check_replicas,
     check_published_ports,
     check_redis_url,
@@ -305,6 +320,8 @@ def _unshare(doc: Doc) -> None:
 
 BREAKAGES: list[tuple[Check, Callable[[Doc], None]]] = [
     (check_images, _set("services.redis.image", _DELETE)),
+    (check_image_defaults, _set("services.redis.image", "${REDIS_IMAGE}")),
+    (check_image_defaults, _set("services.flask.image", "${FLASK_IMAGE:-}")),
     (check_replicas, _set("services.starlette.deploy.replicas", 1)),
     (check_replicas, _set("services.flask.deploy", _DELETE)),
     (check_published_ports, _set("services.starlette.ports", ["8000:8000"])),
@@ -387,10 +404,15 @@ def test_override_stands_in_for_the_routing_mesh(compose: Doc, override: Doc) ->
     assert config.count("balance roundrobin") == 2
     for app in APPS:
         assert f"{app}:8000 check resolvers docker" in config
-    # HAProxy's stickiness comes from `cookie` and `stick` directives.
-    directives = {line.split()[0] for line in config.splitlines() if line.strip()}
-    assert not directives & {"cookie", "stick", "stick-table", "persist"}, directives
+    assert_no_sticky_directives(config)
     check_no_stickiness(override)
+    check_image_defaults(override)
+
+
+def assert_no_sticky_directives(haproxy_config: str) -> None:
+    # HAProxy's stickiness comes from `cookie` and `stick` directives.
+    directives = {line.split()[0] for line in haproxy_config.splitlines() if line.strip()}
+    assert not directives & {"cookie", "stick", "stick-table", "persist"}, directives
 
 
 def test_override_haproxy_config_is_valid(override: Doc, tmp_path: Path) -> None:
@@ -401,3 +423,34 @@ def test_override_haproxy_config_is_valid(override: Doc, tmp_path: Path) -> None
     path.write_text(override["configs"]["haproxy"]["content"])
     done = subprocess.run([haproxy, "-c", "-f", str(path)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- the Swarm test's second stack file (tests/swarm) --------------------------------
+
+
+@pytest.fixture
+def swarm_test_stack() -> Doc:
+    return load(SWARM_TEST_STACK)
+
+
+def test_swarm_test_stack_follows_the_compose_specification(swarm_test_stack: Doc, compose_spec: Any) -> None:
+    validate_against_compose_spec(swarm_test_stack, compose_spec)
+    check_stack_compatible(swarm_test_stack)
+
+
+def test_swarm_test_stack_changes_only_what_the_machine_lacks(compose: Doc, swarm_test_stack: Doc) -> None:
+    # The apps are deployed as users deploy them; Redis only resolves to its
+    # task rather than to a virtual IP (no IPVS); a balancer is added.
+    layered = services(swarm_test_stack)
+    assert set(layered) == {"redis", "balancer"}
+    assert layered["redis"] == {"deploy": {"endpoint_mode": "dnsrr"}}
+    assert set(swarm_test_stack["secrets"]) == set(compose["secrets"])
+    balancer = layered["balancer"]
+    assert all(port["mode"] == "host" for port in balancer["ports"])
+    check_image_defaults(swarm_test_stack)
+    config = (ROOT / swarm_test_stack["configs"]["haproxy"]["file"]).read_text()
+    for app in APPS:
+        assert f"server-template {app} 10 tasks.{app}:8000" in config
+    assert config.count("balance roundrobin") == 3
+    assert_no_sticky_directives(config)
+    check_no_stickiness(swarm_test_stack)

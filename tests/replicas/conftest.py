@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +119,27 @@ class Cluster:
         for child in reversed(self.children):
             child.stop(grace_seconds=3)
         self.redis.stop()
+
+
+def login(client: httpx.Client, username: str) -> None:
+    """Log in (JSON); the next request, wherever it lands, sees the user."""
+    reply = client.post("/login", json={"username": username})
+    assert reply.status_code == 200, reply.text
+    assert client.get("/api/state").json()["user"] == username
+
+
+def check_one_cookie_on_both_frameworks(
+    on_flask: httpx.Client, starlette_client: Callable[[httpx.Cookies], httpx.Client], username: str
+) -> None:
+    """Log in on Flask; the cookie carries the session to Starlette, and its changes back."""
+    login(on_flask, username)
+    on_flask.post("/cart", json={"item": "from flask"})
+    with starlette_client(on_flask.cookies) as on_starlette:
+        state = on_starlette.get("/api/state").json()
+        assert (state["framework"], state["user"], state["cart"]) == ("starlette", username, ["from flask"])
+        on_starlette.post("/cart", json={"item": "from starlette"})
+    state = on_flask.get("/api/state").json()
+    assert (state["framework"], state["cart"]) == ("flask", ["from flask", "from starlette"])
 
 
 HAPROXY_CONFIG = """\

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 MAX_HEAD = 64 * 1024
+# How long close() lets hung-up connections wind down before it cancels them.
+CLOSE_TIMEOUT_SECONDS = 5.0
 Backend = tuple[str, int]
 
 
@@ -39,18 +41,33 @@ class RoundRobinBalancer:
         self._server: asyncio.Server | None = None
         # Strong references: the event loop keeps only weak ones to tasks.
         self._connections: set[asyncio.Task[None]] = set()
+        # Both ends of every connection in flight, so that close() can hang them up.
+        self._streams: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._serve, host, port)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._connections):
+        """Stop listening and hang up every connection; each handler then returns normally.
+
+        Handlers are not cancelled: a connection whose reply has been relayed
+        may still be waiting for its replica to hang up, and on Python 3.11
+        asyncio's streams log a cancelled handler as an error (a CancelledError
+        traceback). Closing the sockets ends their reads and writes instead.
+        """
+        if self._server is None:
+            return
+        self._server.close()
+        for stream in list(self._streams):
+            stream.transport.abort()
+        if self._connections:
+            # Every wait ends once its socket is closed; cancelling is the last resort.
+            _, stuck = await asyncio.wait(set(self._connections), timeout=CLOSE_TIMEOUT_SECONDS)
+            for task in stuck:
                 task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
-            await self._server.wait_closed()
+            await asyncio.gather(*stuck, return_exceptions=True)
+        await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -58,13 +75,10 @@ class RoundRobinBalancer:
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
         try:
-            await self._forward(reader, writer)
+            async with self._open(writer):
+                await self._forward(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -91,13 +105,21 @@ class RoundRobinBalancer:
         except OSError:
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             return
-        try:
+        async with self._open(up_writer):
             up_writer.write(b"\r\n".join([request_line, *headers, b"Connection: close", b"", b""]) + body)
             await up_writer.drain()
             while chunk := await up_reader.read(65536):
                 writer.write(chunk)
                 await writer.drain()
+
+    @contextlib.asynccontextmanager
+    async def _open(self, stream: asyncio.StreamWriter) -> AsyncIterator[None]:
+        """Track ``stream`` while the block runs (close() may hang it up), then close it."""
+        self._streams.add(stream)
+        try:
+            yield
         finally:
-            up_writer.close()
+            self._streams.discard(stream)
+            stream.close()
             with contextlib.suppress(ConnectionError):
-                await up_writer.wait_closed()
+                await stream.wait_closed()
