@@ -101,3 +101,32 @@ def test_client_is_needed_only_when_binding() -> None:
     assert not SessionConfig(secret_key=secret).binds
     assert SessionConfig(secret_key=secret, bind_ip="subnet").binds
     assert SessionConfig(secret_key=secret, bind_user_agent=True).binds
+
+
+def test_a_view_pays_for_the_keys_it_reads_not_for_the_whole_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 keys loaded, one read and changed: one decode at the read, one encode at the
+    assignment, none at save (the other 19 values stay as they came)."""
+    from sharedsession._core import codec
+
+    calls = {"decode": 0, "encode": 0}
+    real_decode, real_encode = codec.decode, codec.encode
+
+    def decode(raw: bytes | str) -> object:
+        calls["decode"] += 1
+        return real_decode(raw)
+
+    def encode(value: object, *, key: str | None = None) -> bytes:
+        calls["encode"] += 1
+        return real_encode(value, key=key)
+
+    fields = {f"k{i}": b'["a","b"]' for i in range(19)} | {"n": b"1"}
+    session = Session(record=_record()._replace(fields=fields))
+    monkeypatch.setattr(codec, "decode", decode)  # the session calls codec.decode, codec.encode
+    monkeypatch.setattr(codec, "encode", encode)
+    session["n"] = session["n"] + 1
+    stored = session._stored_fields()
+    assert calls == {"decode": 1, "encode": 1}
+    assert stored == {**fields, "n": b"2"}
+    session["k3"].append("c")  # a mutable value read: encoded again at save, the edit shows
+    assert session._stored_fields()["k3"] == b'["a","b","c"]'
+    assert calls == {"decode": 2, "encode": 2}

@@ -573,11 +573,24 @@ def test_absolute_timeout_expires_an_active_session_on_real_time(
 # -- bad stored data --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("value", [b"{not json", b'{" zz":1}'])
+def test_an_undecodable_value_reads_as_absent_with_a_warning(
+    store: Harness, raw: Any, caplog: pytest.LogCaptureFixture, value: bytes
+) -> None:
+    """Values are decoded when read: one that is not ours is skipped, the rest of the session stays."""
+    cookie = create(store, {"a": 1, "b": 2})
+    raw.hset(session_key(store, cookie), "a", value)
+    session = store.load(cookie)
+    with caplog.at_level(logging.WARNING, logger="sharedsession"):
+        assert dict(session) == {"b": 2}
+    assert any("cannot be decoded" in r.getMessage() for r in caplog.records)
+    assert store.save(session).outcome == "updated"  # the garbage goes
+    assert raw.hkeys(session_key(store, cookie)).count(b"a") == 0
+
+
 @pytest.mark.parametrize(
     "fields",
     [
-        {"#v": "1", "#c": "1", "a": b"{not json"},
-        {"#v": "1", "#c": "1", "a": b'{" zz":1}'},
         {"#v": "99", "#c": "1", "a": b"1"},
         {"#c": "1", "a": b"1"},
         {"#v": "1", "#c": "yesterday"},

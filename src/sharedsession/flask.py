@@ -346,11 +346,11 @@ class FlaskSession(Session, SessionMixin):
 
     def __or__(self, other: Any) -> Any:
         self._load()
-        return dict.__or__(self, other)
+        return super().__or__(other)
 
     def __ror__(self, other: Any) -> Any:
         self._load()
-        return dict.__ror__(self, other)
+        return super().__ror__(other)
 
     def get(self, key: str, default: Any = None, /) -> Any:
         self._load()
@@ -370,7 +370,7 @@ class FlaskSession(Session, SessionMixin):
 
     def copy(self) -> dict[str, Any]:
         self._load()
-        return dict.copy(self)
+        return super().copy()
 
     def pop(self, *args: Any, **kwargs: Any) -> Any:
         self._load()
@@ -395,7 +395,7 @@ class FlaskSession(Session, SessionMixin):
     def __repr__(self) -> str:
         if self._pending is not None:
             return "<FlaskSession not loaded>"
-        return f"<FlaskSession {self._state.value} {dict.__repr__(self)}>"
+        return "<Flask" + super().__repr__()[1:]
 
 
 # The core's user_id property, whose setter the override above calls.

@@ -132,7 +132,6 @@ def test_an_app_key_starting_with_hash_is_read_back(core: SessionCore, clock: Fa
         hash_reply({k.VERSION: "2", k.CREATED: str(NOW_MS)}),  # a format from the future
         hash_reply({k.VERSION: "1"}),  # no creation time
         hash_reply({k.VERSION: "1", k.CREATED: "yesterday"}),
-        stored({"n": "{not json"}),  # an undecodable value
         b"\xff{}",  # not UTF-8
         b'["#v","1"]',  # not the shape LOAD returns
         None,
@@ -148,6 +147,22 @@ def test_a_miss_or_unreadable_data_is_a_new_session(
     assert session.state is State.NEW
     assert dict(session) == {}
     assert session._had_cookie  # so that a destroy() still expires the cookie
+
+
+def test_values_are_decoded_when_read_and_an_undecodable_one_reads_as_absent(
+    core: SessionCore, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = loaded(core, clock, {"good": "1", "bad": "{not json", "later": '"x"'})
+    assert type(dict.__getitem__(session, "good")).__name__ == "_Undecoded"  # not decoded at load
+    with caplog.at_level("WARNING", logger="sharedsession"):
+        assert session.get("bad") is None
+    assert "bad" not in session
+    assert any("cannot be decoded" in r.getMessage() for r in caplog.records)
+    assert session["good"] == 1
+    assert dict(session) == {"good": 1, "later": "x"}
+    assert not session.modified
+    _, batches = run(core.save(session), [1])  # the garbage is dropped by the next save
+    assert script(batches[0], "update").args[2:] == (0, "bad")
 
 
 def test_binding_sends_the_fingerprint_and_a_mismatch_is_a_new_session(clock: FakeClock) -> None:

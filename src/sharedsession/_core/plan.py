@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sharedsession._core import binding, codec
+from sharedsession._core import binding
 from sharedsession._core import keys as k
 from sharedsession._core.admin import end_op, end_sessions, unlist
 from sharedsession._core.config import SessionConfig
@@ -109,36 +109,29 @@ class SessionCore:
         if parsed is None:
             if cookie_value:
                 log.debug("session cookie refused: bad signature, malformed or too old")
-            return self._loaded(into, None, None, client, had_cookie=cookie_value is not None)
+            return self._loaded(into, None, client, had_cookie=cookie_value is not None)
         sid, issued_s = parsed
         handle = k.handle_of(sid)
         (reply,) = yield (
             Script(LOAD, self.keys.session(handle), (self.now_ms(), self.expiry.idle_ms, client.fingerprint)),
         )
-        found = self._decode(sid, handle, issued_s, reply, client)
-        if found is None:
-            return self._loaded(into, None, None, client, had_cookie=True)
-        record, data = found
-        return self._loaded(into, data, record, client, had_cookie=True)
+        record = self._decode(sid, handle, issued_s, reply, client)
+        return self._loaded(into, record, client, had_cookie=True)
 
     def _loaded(
-        self,
-        into: Session | None,
-        data: dict[str, object] | None,
-        record: Record | None,
-        client: Client,
-        *,
-        had_cookie: bool,
+        self, into: Session | None, record: Record | None, client: Client, *, had_cookie: bool
     ) -> Session:
         max_size = self.config.max_size
         if into is None:
-            return Session(data, max_size=max_size, record=record, client=client, had_cookie=had_cookie)
-        into._fill(data, max_size=max_size, record=record, client=client, had_cookie=had_cookie)
+            return Session(max_size=max_size, record=record, client=client, had_cookie=had_cookie)
+        into._fill(None, max_size=max_size, record=record, client=client, had_cookie=had_cookie)
         return into
 
-    def _decode(
-        self, sid: str, handle: str, issued_s: int, reply: object, client: Client
-    ) -> tuple[Record, dict[str, object]] | None:
+    def _decode(self, sid: str, handle: str, issued_s: int, reply: object, client: Client) -> Record | None:
+        """The stored session LOAD answered, as a record; None if there is none of ours.
+
+        Values stay encoded: the session decodes each on its first read.
+        """
         stored = _stored(reply)
         if stored is None:
             log.warning("session %s: the store's reply cannot be decoded; starting anew", handle)
@@ -162,14 +155,13 @@ class SessionCore:
         try:
             created_ms = int(meta[k.CREATED])
             cap_ms = int(meta[k.CAP]) if k.CAP in meta else None
-            data = {key: codec.decode(text) for key, text in texts.items()}
             # Kept as stored, to tell at save which values changed (UnicodeError
             # for text that cannot be stored as it came, a ValueError too).
             fields = {key: text.encode("utf-8") for key, text in texts.items()}
         except (KeyError, ValueError) as exc:
             log.warning("session %s: stored data cannot be decoded (%s); starting anew", handle, exc)
             return None
-        record = Record(
+        return Record(
             sid=sid,
             handle=handle,
             created_ms=created_ms,
@@ -182,7 +174,6 @@ class SessionCore:
             cookie_issued_s=issued_s,
             revision=meta.get(k.REVISION, "0"),
         )
-        return record, data
 
     # -- save -------------------------------------------------------------
     #

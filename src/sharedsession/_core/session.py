@@ -8,18 +8,36 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import logging
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from sharedsession._core import codec
 from sharedsession._core.errors import SessionTooLargeError, UnserializableValueError
 from sharedsession._core.keys import field_of
 from sharedsession._core.record import UNBOUND, Client, Record, State
 
+if TYPE_CHECKING:
+    from _collections_abc import dict_items, dict_keys, dict_values
+
 __all__ = ["Session"]
 
+log = logging.getLogger("sharedsession")
+
 _MISSING: Any = object()
+
+
+class _Undecoded:
+    """What the mapping holds for a loaded value no one has read yet (its bytes are in _encoded)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not decoded yet>"
+
+
+_UNDECODED: Any = _Undecoded()
 
 #: What each key costs besides its name and encoded value, in bytes: about what
 #: Redis spends per field of a hash (measured: 50-60 bytes per field once a
@@ -42,7 +60,13 @@ class Session(dict[str, Any]):
     would take the session over ``max_size`` bytes, raises
     :class:`~sharedsession.SessionDataError` at the assignment and leaves the
     session unchanged. In-place edits of nested values (``session["cart"].append(x)``)
-    are found at save, by encoding mutable values again.
+    are found at save, by encoding again the mutable values that were read.
+
+    Loaded values are decoded when first read (``session[key]``, ``get``,
+    ``items()``...), not at load: a request pays for the keys it touches, not
+    for every key of the session. A stored value that cannot be decoded (not
+    written by this library) reads as absent, with a warning, and is dropped
+    at the next save that writes.
 
     Besides the mapping: :meth:`regenerate` (on login), :meth:`destroy` (on
     logout), :attr:`user_id` (lists the session under a user, for "log out
@@ -102,12 +126,15 @@ class Session(dict[str, Any]):
         self._had_cookie = had_cookie
         self._total = 0
         self._adopt(record, State.LOADED if record else State.NEW)
-        if record is not None and data is not None:
-            # Decoded by the store from record.fields: known good, sized as stored.
-            dict.update(self, data)
+        if record is not None:
+            # Decoded on first read; sized as stored.
+            dict.update(self, dict.fromkeys(record.fields, _UNDECODED))
             self._encoded = dict(record.fields)
             self._sizes = {key: _size(key, raw) for key, raw in self._encoded.items()}
             self._total = self._baseline = sum(self._sizes.values())
+            if data is not None:
+                self.update(data)
+                self._adopt(record, State.LOADED)
             return
         self._encoded = {}
         self._sizes = {}
@@ -180,6 +207,65 @@ class Session(dict[str, Any]):
 
     # -- the mapping ------------------------------------------------------
 
+    def __getitem__(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        if value is _UNDECODED:
+            value = self._decoded(key)
+            if value is _MISSING:
+                raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        value = dict.get(self, key, _MISSING)
+        if value is _UNDECODED:
+            value = self._decoded(key)
+        return default if value is _MISSING else value
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str) or not dict.__contains__(self, key):
+            return False
+        return dict.__getitem__(self, key) is not _UNDECODED or self._decoded(key) is not _MISSING
+
+    def __iter__(self) -> Iterator[str]:
+        # Overridden so that C code copying the mapping, dict(session) or
+        # {**session}, goes through keys() and __getitem__ rather than the storage.
+        self._decode_all()
+        return dict.__iter__(self)
+
+    def keys(self) -> dict_keys[str, Any]:
+        self._decode_all()
+        return dict.keys(self)
+
+    def values(self) -> dict_values[str, Any]:
+        self._decode_all()
+        return dict.values(self)
+
+    def items(self) -> dict_items[str, Any]:
+        self._decode_all()
+        return dict.items(self)
+
+    def copy(self) -> dict[str, Any]:
+        self._decode_all()
+        return dict.copy(self)
+
+    def __eq__(self, other: object) -> bool:
+        self._decode_all()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        self._decode_all()
+        return dict.__ne__(self, other)
+
+    def __or__(self, other: Any) -> Any:
+        self._decode_all()
+        return dict.__or__(self, other)
+
+    def __ror__(self, other: Any) -> Any:
+        self._decode_all()
+        return dict.__ror__(self, other)
+
+    __hash__ = None  # a mutable mapping, as dict
+
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str):
             raise UnserializableValueError(f"session keys must be str, got {type(key).__name__}: {key!r}")
@@ -209,8 +295,9 @@ class Session(dict[str, Any]):
         self._forget(key)
 
     def pop(self, key: str, default: Any = _MISSING) -> Any:
-        if key in self:
-            value = dict.pop(self, key)
+        value = self.get(key, _MISSING)
+        if value is not _MISSING:
+            dict.__delitem__(self, key)
             self._forget(key)
             return value
         if default is _MISSING:
@@ -218,6 +305,7 @@ class Session(dict[str, Any]):
         return default
 
     def popitem(self) -> tuple[str, Any]:
+        self._decode_all()
         key, value = dict.popitem(self)
         self._forget(key)
         return key, value
@@ -238,7 +326,7 @@ class Session(dict[str, Any]):
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Like dict.update, all or nothing: a bad value leaves the session unchanged."""
         items = dict(other, **kwargs)
-        before = (dict(self), dict(self._encoded), dict(self._sizes), self._total, self._modified)
+        before = (dict.copy(self), dict(self._encoded), dict(self._sizes), self._total, self._modified)
         try:
             for key, value in items.items():
                 self[key] = value
@@ -248,11 +336,12 @@ class Session(dict[str, Any]):
             self._encoded, self._sizes, self._total, self._modified = before[1:]
             raise
 
-    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override]
         self.update(other)
         return self
 
     def __repr__(self) -> str:
+        self._decode_all()
         return f"<Session {self._state.value} {dict.__repr__(self)}>"
 
     def __reduce__(self) -> Any:
@@ -270,12 +359,17 @@ class Session(dict[str, Any]):
         self._baseline = self._total
 
     def _stored_fields(self) -> dict[str, bytes]:
-        """Encode what is to be stored now: app key -> bytes. Raises SessionDataError."""
+        """Encode what is to be stored now: app key -> bytes. Raises SessionDataError.
+
+        Values never read are stored as they came; values read that cannot
+        change in place keep the encoding made at assignment or load; only the
+        mutable ones that were read are encoded again (an in-place edit shows).
+        """
         fields: dict[str, bytes] = {}
         total = 0
         for key, value in dict.items(self):
             raw = self._encoded.get(key)
-            if raw is None or type(value) not in _IMMUTABLE:
+            if raw is None or (value is not _UNDECODED and type(value) not in _IMMUTABLE):
                 try:
                     raw = codec.encode(value)
                 except UnserializableValueError as exc:
@@ -289,6 +383,24 @@ class Session(dict[str, Any]):
                 f"over max_size={self._max_size}"
             )
         return fields
+
+    def _decoded(self, key: str) -> Any:
+        """Decode a loaded value on its first read; an undecodable one is dropped (_MISSING)."""
+        try:
+            value = codec.decode(self._encoded[key])
+        except ValueError as exc:
+            log.warning("session[%r]: stored value cannot be decoded (%s); ignored", key, exc)
+            dict.__delitem__(self, key)
+            self._encoded.pop(key, None)
+            self._total -= self._sizes.pop(key, 0)
+            return _MISSING
+        dict.__setitem__(self, key, value)
+        return value
+
+    def _decode_all(self) -> None:
+        for key, value in list(dict.items(self)):
+            if value is _UNDECODED:
+                self._decoded(key)
 
     def _account(self, key: str, raw: bytes) -> None:
         size = _size(key, raw)
