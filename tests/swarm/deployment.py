@@ -190,12 +190,16 @@ class Outcome:
     error: str | None = None
 
 
+KEYS_PER_USER = 100
+
+
 @dataclass
 class Traffic:
     """Users sending requests through one entry until stopped, each in a thread.
 
-    Each user logs in, then in turn writes a key of its own (``PUT``, safe for
-    the balancer to retry) and reads its state back. ``failures`` lists every
+    Each user logs in, then in turn writes one of its keys (``PUT``, safe for
+    the balancer to retry; the latest value of each is what must be stored)
+    and reads its state back. ``failures`` lists every
     request that did not succeed, or saw another session than its own.
     """
 
@@ -235,7 +239,9 @@ class Traffic:
         with client(self.url, self.cookies[user]) as browser:
             while not self._stop.is_set():
                 n += 1
-                key = f"{user}-{n:05d}"
+                # A bounded set of keys, each overwritten in turn: a session of thousands
+                # of keys would outgrow max_size (64 bytes per key count) in a long test.
+                key = f"{user}-{n % KEYS_PER_USER:03d}"
                 sent = self._send(browser, user, "PUT", f"/api/kv/{key}", n)
                 if sent.status == 200 and sent.error is None:
                     self.written[user][key] = n
