@@ -66,7 +66,9 @@ def raw(backend: Backend) -> Any:
 
 # -- one contract for both stores -------------------------------------------
 
-MODES = ["sync", "async"]
+# With a real Redis, the store suite runs again with the local cache on (it needs
+# CLIENT TRACKING, which fakeredis lacks, and one server: not Cluster).
+MODES = ["sync", "async", *(["sync-cached", "async-cached"] if REDIS_URL else [])]
 
 
 @pytest.fixture(params=MODES)
@@ -74,30 +76,56 @@ def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the cached modes where the cache cannot run (fakeredis, Cluster)."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        combo = params.params if params is not None else {}
+        cached = str(combo.get("mode", "")).endswith("-cached") or combo.get("cached") is True
+        if cached and combo.get("backend") != "real":
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture
 def make_store(backend: Backend, mode: str, clock: FakeClock) -> Iterator[Callable[..., Harness]]:
     """Build stores (replicas) on one backend: ``make_store(idle_timeout=60)``."""
-    loop = asyncio.new_event_loop() if mode == "async" else None
+    loop = asyncio.new_event_loop() if mode.startswith("async") else None
     async_clients: list[Any] = []
+    made: list[Harness] = []
     # Round-trip counts below assume the server already caches our scripts,
     # as it does after the first request (the first use costs one more trip).
     load_scripts(backend.sync_client())
 
     def make(**overrides: Any) -> Harness:
         settings: dict[str, Any] = {"secret_key": SECRET, "key_prefix": backend.prefix}
+        if mode.endswith("-cached"):
+            settings["local_cache"] = 1000
         settings.update(overrides)
         store: SessionStore | AsyncSessionStore
         client: RecordingRedis | RecordingAsyncRedis
-        if mode == "async":
+        if mode.startswith("async"):
             client = RecordingAsyncRedis(backend.async_client())
             async_clients.append(client.inner)
             store = AsyncSessionStore(SessionConfig(redis=client, **settings), clock=clock)
         else:
             client = RecordingRedis(backend.sync_client())
             store = SessionStore(SessionConfig(redis=client, **settings), clock=clock)
-        return Harness(store, client.log, loop, clock)
+        harness = Harness(store, client.log, loop, clock)
+        made.append(harness)
+        return harness
 
     yield make
+    for harness in made:
+        if loop is not None:
+            loop.run_until_complete(harness.store.aclose())  # type: ignore[union-attr]
+        else:
+            harness.store.close()  # type: ignore[union-attr]
     if loop is not None:
         for client in async_clients:
             loop.run_until_complete(client.aclose())

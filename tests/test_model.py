@@ -65,6 +65,7 @@ APP_KEYS = ("a", "b", "c")
 REPLICAS = 2
 AGENTS = 3
 MAX_IN_FLIGHT = 4
+TOUCH_MS = IDLE_S * 100  # the default touch interval: a tenth of the idle timeout
 
 settings.register_profile(
     "ci",
@@ -152,9 +153,10 @@ class AdminOp:
 
 
 class Replicas(RuleBasedStateMachine):
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, cached: bool = False) -> None:
         super().__init__()
         self.backend = backend
+        self.cached = cached
         self.cluster = backend.name == "cluster"
         self.clock = FakeClock()
         self.prefix = f"{backend.prefix}m{uuid.uuid4().hex[:8]}:"
@@ -162,6 +164,9 @@ class Replicas(RuleBasedStateMachine):
         load_scripts(self.raw)
         self.clients = [backend.sync_client() for _ in range(REPLICAS)]
         self.stores = [SessionStore(self.config(client), clock=self.clock) for client in self.clients]
+        for store in self.stores:
+            if store._cache is not None:
+                store._cache.mark()  # the listener is up before anything happens
         self.keyspace = self.stores[0].keys
         self.signer = signer(self.stores[0].config, self.clock)
         self.expiry = Expiry.of(IDLE_S, ABSOLUTE_S)
@@ -178,9 +183,12 @@ class Replicas(RuleBasedStateMachine):
             idle_timeout=IDLE_S,
             absolute_timeout=ABSOLUTE_S,
             redis=client,
+            local_cache=100 if self.cached else 0,
         )
 
     def teardown(self) -> None:
+        for store in self.stores:
+            store.close()
         self.backend.delete(self.raw, self.prefix)
         for client in (*self.clients, self.raw):
             self.backend.release(client)
@@ -577,7 +585,9 @@ class Replicas(RuleBasedStateMachine):
                 self.raw.delete(key)
         for lineage in self.lineages:
             if lineage.alive and self.observe(lineage) != "live":
-                deadline = min(lineage.last_use_ms + IDLE_S * 1000, lineage.created_ms + ABSOLUTE_S * 1000)
+                # With the local cache, a use slides the TTL only once it is a touch interval late.
+                idle = lineage.last_use_ms + IDLE_S * 1000 - (TOUCH_MS if self.cached else 0)
+                deadline = min(idle, lineage.created_ms + ABSOLUTE_S * 1000)
                 # (an index horizon may end a linked session earlier, if no request renewed it)
                 assert deadline <= now or lineage.user is not None, f"{lineage} expired early"
                 self.end(lineage)
@@ -644,8 +654,12 @@ def _key(call: Call) -> str:
     return str(args[3] if str(args[0]).upper() in ("EVALSHA", "EVAL") else args[1])
 
 
-def test_replicas_keep_their_promises_under_any_interleaving_and_fault(backend: Backend) -> None:
+@pytest.mark.parametrize("cached", [False, True], ids=["", "cached"])
+def test_replicas_keep_their_promises_under_any_interleaving_and_fault(
+    backend: Backend, cached: bool
+) -> None:
+    # (cached: with the real server only; conftest deselects the others)
     run_state_machine_as_test(
-        lambda: Replicas(backend),  # type: ignore[arg-type]  # a factory works too
+        lambda: Replicas(backend, cached),  # type: ignore[arg-type]  # a factory works too
         settings=settings(settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))),
     )

@@ -117,17 +117,18 @@ def test_read_only_use_is_one_round_trip_and_writes_nothing(store: Harness) -> N
     cookie = create(store, {"user": "alice", "n": 5})
     session = store.load(cookie)
     assert dict(session) == {"user": "alice", "n": 5}
-    assert store.log.trips == [["EVALSHA"]]
+    read = [] if store.cached else [["EVALSHA"]]  # in the local cache since create() read it
+    assert store.log.trips == read
     result = store.save(session)
     assert result.outcome == "unchanged"
     assert result.cookie is None
-    assert store.log.trips == [["EVALSHA"]]
+    assert store.log.trips == read
 
 
 def test_load_slides_the_ttl(store: Harness, raw: Any, clock: FakeClock) -> None:
     cookie = create(store)
     key = session_key(store, cookie)
-    clock.advance(100)
+    clock.advance(store.config.touch_seconds + 1)  # with the local cache, it slides once it is due
     store.load(cookie)
     expected = int(clock.now * 1000) + store.expiry.idle_ms
     assert abs(raw.execute_command("PEXPIRETIME", key) - expected) <= 1

@@ -16,12 +16,13 @@ views uses the same stores.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any
 
-from sharedsession import _redis
+from sharedsession import _cache, _redis
 from sharedsession._core import admin
 from sharedsession._core.admin import SessionInfo
 from sharedsession._core.config import SessionConfig
@@ -46,6 +47,28 @@ class _Base:
             raise TypeError(f"expected a SessionConfig, got {type(config).__name__}")
         self.config = config
         self._core = SessionCore(config, clock=clock)
+        self._cache: _cache.LocalCache | None = None
+
+    def _start_cache(self, client: Any, reconnect: Callable[[_cache.Invalidations], None]) -> None:
+        """Set up the local cache (``SessionConfig.local_cache``) for this client, if asked for."""
+        config = self.config
+        if not config.local_cache:
+            return
+        _cache.check_client(client)
+        listener = _cache.Invalidations(
+            _cache.listener_factory(client), self.keys.prefix + "s:", retry_after=1.0
+        )
+        self._cache = _cache.LocalCache(
+            listener,
+            entries=config.local_cache,
+            max_bytes=config.local_cache_bytes,
+            reconnect=lambda: reconnect(listener),
+        )
+
+    @property
+    def cached(self) -> int:
+        """How many sessions the local cache holds now (0 when it is off)."""
+        return len(self._cache) if self._cache is not None else 0
 
     @property
     def binds(self) -> bool:
@@ -80,7 +103,7 @@ class _Base:
         return render(action, self.config, self._core.now())
 
     def _load(self, cookie_value: str | None, client: Client | None, into: Session | None) -> Steps[Session]:
-        return self._core.load(cookie_value, client or UNBOUND, into=into)
+        return self._core.load(cookie_value, client or UNBOUND, into=into, cache=self._cache)
 
     def _sessions_of(self, user_id: str) -> Steps[list[SessionInfo]]:
         core = self._core
@@ -101,6 +124,7 @@ class SessionStore(_Base):
     def __init__(self, config: SessionConfig, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__(config, clock=clock)
         self._runner = _redis.SyncRunner(_redis.sync_client(config))
+        self._start_cache(self._runner.client, _cache.Invalidations.connect)
 
     @property
     def redis(self) -> Any:
@@ -144,7 +168,9 @@ class SessionStore(_Base):
         return total
 
     def close(self) -> None:
-        """Close the client if this store built it from ``redis_url``."""
+        """Close the client if this store built it from ``redis_url``, and the cache's listener."""
+        if self._cache is not None:
+            self._cache.listener.close()
         if self.config.redis is None:
             self.redis.close()
 
@@ -161,11 +187,13 @@ class AsyncSessionStore(_Base):
         self._runner_: _redis.AsyncRunner | None = None
         if config.redis is not None:
             self._runner_ = _redis.AsyncRunner(_redis.async_client(config))
+            self._start_cache(self._runner_.client, _connect_in_a_thread)
 
     @property
     def _runner(self) -> _redis.AsyncRunner:
         if self._runner_ is None:
             self._runner_ = _redis.AsyncRunner(_redis.async_client(self.config))
+            self._start_cache(self._runner_.client, _connect_in_a_thread)
         return self._runner_
 
     @property
@@ -208,7 +236,16 @@ class AsyncSessionStore(_Base):
         return total + await self._runner.drive(admin.count_sessions(page))
 
     async def aclose(self) -> None:
-        """Close the client if this store built it from ``redis_url``."""
+        """Close the client if this store built it from ``redis_url``, and the cache's listener."""
+        if self._cache is not None:
+            self._cache.listener.close()
+            self._cache = None
         if self._runner_ is not None and self.config.redis is None:
             await self._runner_.client.aclose()
             self._runner_ = None
+
+
+def _connect_in_a_thread(listener: _cache.Invalidations) -> None:
+    # Opening the listener blocks (connect, subscribe): not in the event loop. The
+    # requests meanwhile go to Redis, uncached.
+    asyncio.get_running_loop().run_in_executor(None, listener.connect)

@@ -47,6 +47,29 @@ class Harness:
         self.config = config = store.config
         self.expiry = Expiry.of(config.idle_timeout, config.absolute_timeout)
         self.signer = signer(config, clock)
+        #: Whether the store keeps a local cache (a read of a cached session costs nothing).
+        self.cached = config.local_cache > 0
+        if self.cached:
+            self._wait_for_the_listener()
+
+    def _wait_for_the_listener(self) -> None:
+        """Have the cache's invalidation listener up before the test starts (the asyncio
+        store opens it in a thread: requests meanwhile would go uncached)."""
+        cache = self.store._cache
+        assert cache is not None
+
+        async def mark() -> None:
+            cache.mark()
+            await asyncio.sleep(0.01)
+
+        for _ in range(500):
+            if self._loop is not None:
+                self._loop.run_until_complete(mark())
+            else:
+                cache.mark()
+            if cache.listener.trusted():
+                return
+        raise AssertionError("the local cache's listener did not come up")
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self.store, name)

@@ -70,12 +70,26 @@ class SessionConfig:
     cookie_samesite: str | None = "Lax"
     #: Largest total size of the session's data, in bytes as stored.
     max_size: int = 64 * 1024
+    #: Sessions a process keeps in memory, kept true by Redis' invalidation
+    #: messages (client-side caching): a read-only request of a cached session
+    #: costs no round trip. 0 (the default): off. Needs one server (not Cluster
+    #: or Sentinel); see the README, "Local cache".
+    local_cache: int = 0
+    #: Bytes the local cache may hold at most (roughly: keys and stored values).
+    local_cache_bytes: int = 32 * 1024 * 1024
+    #: With the local cache on, a session's TTL slides at most this often per
+    #: process (a write to Redis, which also invalidates the cached copy), so it
+    #: may expire up to this much earlier than idle_timeout after its last use.
+    #: Default: a tenth of idle_timeout.
+    touch_interval: float | None = None
 
     trusted_networks: tuple[Network, ...] = field(init=False, repr=False, compare=False)
     secret_keys: tuple[str | bytes, ...] = field(init=False, repr=False, compare=False)
     #: Whether sessions are bound to their client (``bind_ip`` or ``bind_user_agent``).
     #: When not, a request's client is never looked at.
     binds: bool = field(init=False, repr=False, compare=False)
+    #: touch_interval, or its default.
+    touch_seconds: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -106,6 +120,22 @@ class SessionConfig:
         _check_type("max_size", self.max_size, int)
         if self.max_size < 1:
             raise ValueError(f"SessionConfig.max_size must be positive, got {self.max_size}")
+        _check_type("local_cache", self.local_cache, int)
+        if self.local_cache < 0:
+            raise ValueError(f"SessionConfig.local_cache must be 0 (off) or more, got {self.local_cache}")
+        _check_type("local_cache_bytes", self.local_cache_bytes, int)
+        if self.local_cache_bytes < 1:
+            raise ValueError(
+                f"SessionConfig.local_cache_bytes must be positive, got {self.local_cache_bytes}"
+            )
+        touch = self.idle_timeout / 10 if self.touch_interval is None else self.touch_interval
+        _check_seconds("touch_interval", touch, minimum=0.001)
+        if touch >= self.idle_timeout:
+            raise ValueError(
+                f"SessionConfig.touch_interval must be shorter than idle_timeout "
+                f"({self.idle_timeout}), got {touch}"
+            )
+        set_(self, "touch_seconds", float(touch))
 
     def _check_cookie(self) -> None:
         _check_type("cookie_name", self.cookie_name, str)
@@ -165,6 +195,9 @@ class SessionFields(TypedDict, total=False):
     cookie_httponly: bool
     cookie_samesite: str | None
     max_size: int
+    local_cache: int
+    local_cache_bytes: int
+    touch_interval: float | None
 
 
 def _secret_keys(value: object) -> tuple[str | bytes, ...]:

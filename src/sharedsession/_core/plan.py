@@ -23,13 +23,14 @@ from typing import Literal
 from sharedsession._core import binding
 from sharedsession._core import keys as k
 from sharedsession._core.admin import end_op, end_sessions, unlist
+from sharedsession._core.cache import Cached, SessionCache
 from sharedsession._core.config import SessionConfig
 from sharedsession._core.errors import StoreUnavailableError
 from sharedsession._core.expiry import Expiry
 from sharedsession._core.http import CookieAction, ExpireCookie, SetCookie
 from sharedsession._core.ops import Arg, Batch, Command, Script, Steps
 from sharedsession._core.record import UNBOUND, Client, Record, State
-from sharedsession._core.scripts import CREATE, INDEX_ADD, LOAD, RETIRE, UPDATE
+from sharedsession._core.scripts import CREATE, INDEX_ADD, LOAD, READ, RETIRE, TOUCH, UPDATE
 from sharedsession._core.session import Session
 from sharedsession._core.signing import CookieSigner, new_sid
 
@@ -66,6 +67,7 @@ class SessionCore:
         self.signer = CookieSigner(config.secret_keys, clock)
         self._clock = clock
         self._max_cookie_age = self.expiry.max_cookie_age_seconds()
+        self._touch_ms = round(config.touch_seconds * 1000)
 
     def now(self) -> float:
         """The core's clock, in seconds since the epoch."""
@@ -98,12 +100,19 @@ class SessionCore:
     # -- load -------------------------------------------------------------
 
     def load(
-        self, cookie_value: str | None, client: Client, *, into: Session | None = None
+        self,
+        cookie_value: str | None,
+        client: Client,
+        *,
+        into: Session | None = None,
+        cache: SessionCache | None = None,
     ) -> Steps[Session]:
         """Load the session a cookie names. No cookie, or one not ours: no round trip.
 
         ``into``: an empty session object to fill instead of making a new one
-        (a lazy adapter session, loaded on first use).
+        (a lazy adapter session, loaded on first use). ``cache``: the process's
+        local cache (``SessionConfig.local_cache``): a session found there costs
+        no round trip, except the TTL's slide now and then (``touch_interval``).
         """
         parsed = self.signer.unsign(cookie_value, self._max_cookie_age) if cookie_value else None
         if parsed is None:
@@ -112,11 +121,33 @@ class SessionCore:
             return self._loaded(into, None, client, had_cookie=cookie_value is not None)
         sid, issued_s = parsed
         handle = k.handle_of(sid)
-        (reply,) = yield (
-            Script(LOAD, self.keys.session(handle), (self.now_ms(), self.expiry.idle_ms, client.fingerprint)),
-        )
-        record = self._decode(sid, handle, issued_s, reply, client)
+        key = self.keys.session(handle)
+        now = self.now_ms()
+        mark = cache.mark() if cache is not None else None
+        if cache is None or mark is None:  # no cache, or it is off until its listener is back
+            (reply,) = yield (Script(LOAD, key, (now, self.expiry.idle_ms, client.fingerprint)),)
+            stored = self._parse(handle, reply, now + self.expiry.idle_ms)
+        else:
+            stored = cache.get(handle)
+            if stored is None or stored.deadline_ms <= now:
+                # A pure read (a write would invalidate what it fills), then kept
+                # unless an invalidation of it arrived meanwhile.
+                (reply,) = yield (Script(READ, key, (now,)),)
+                stored = self._parse_read(handle, reply)
+                if stored is not None:
+                    cache.fill(handle, mark, stored)
+            if (
+                stored is not None
+                and stored.fingerprint == client.fingerprint
+                and self._touch_due(stored, now)
+            ):
+                yield (Script(TOUCH, key, (now, self.expiry.idle_ms, client.fingerprint)),)
+        record = self._record(sid, handle, issued_s, stored, client)
         return self._loaded(into, record, client, had_cookie=True)
+
+    def _touch_due(self, stored: Cached, now: int) -> bool:
+        """Whether a use now must slide the TTL: it would move it by a touch interval or more."""
+        return self.expiry.ttl_deadline_ms(now, stored.cap_ms) - stored.deadline_ms >= self._touch_ms
 
     def _loaded(
         self, into: Session | None, record: Record | None, client: Client, *, had_cookie: bool
@@ -127,8 +158,15 @@ class SessionCore:
         into._fill(None, max_size=max_size, record=record, client=client, had_cookie=had_cookie)
         return into
 
-    def _decode(self, sid: str, handle: str, issued_s: int, reply: object, client: Client) -> Record | None:
-        """The stored session LOAD answered, as a record; None if there is none of ours.
+    def _parse_read(self, handle: str, reply: object) -> Cached | None:
+        """READ's reply: [the hash as JSON, when it expires (ms)]."""
+        if not isinstance(reply, list) or len(reply) != 2 or not isinstance(reply[1], int):
+            log.warning("session %s: the store's reply cannot be decoded; starting anew", handle)
+            return None
+        return self._parse(handle, reply[0], reply[1])
+
+    def _parse(self, handle: str, reply: object, deadline_ms: int) -> Cached | None:
+        """The stored session a reply holds; None if there is none of ours.
 
         Values stay encoded: the session decodes each on its first read.
         """
@@ -149,9 +187,6 @@ class SessionCore:
         if meta[k.VERSION] != k.FORMAT_VERSION:
             log.warning("session %s: unknown format version %r; starting anew", handle, meta[k.VERSION])
             return None
-        if meta.get(k.FINGERPRINT, "") != client.fingerprint:
-            log.debug("session %s: client fingerprint differs (binding); starting anew", handle)
-            return None
         try:
             created_ms = int(meta[k.CREATED])
             cap_ms = int(meta[k.CAP]) if k.CAP in meta else None
@@ -161,18 +196,39 @@ class SessionCore:
         except (KeyError, ValueError) as exc:
             log.warning("session %s: stored data cannot be decoded (%s); starting anew", handle, exc)
             return None
-        return Record(
-            sid=sid,
-            handle=handle,
+        return Cached(
+            fields=fields,
             created_ms=created_ms,
             cap_ms=cap_ms,
             user_id=meta.get(k.USER),
-            fields=fields,
-            fingerprint=client.fingerprint,
+            fingerprint=meta.get(k.FINGERPRINT, ""),
             client_ip=meta.get(k.CLIENT_IP),
             user_agent=meta.get(k.USER_AGENT),
-            cookie_issued_s=issued_s,
             revision=meta.get(k.REVISION, "0"),
+            deadline_ms=deadline_ms,
+        )
+
+    def _record(
+        self, sid: str, handle: str, issued_s: int, stored: Cached | None, client: Client
+    ) -> Record | None:
+        """The session as this request sees it; None if there is none, or it is bound to another client."""
+        if stored is None:
+            return None
+        if stored.fingerprint != client.fingerprint:
+            log.debug("session %s: client fingerprint differs (binding); starting anew", handle)
+            return None
+        return Record(
+            sid=sid,
+            handle=handle,
+            created_ms=stored.created_ms,
+            cap_ms=stored.cap_ms,
+            user_id=stored.user_id,
+            fields=stored.fields,
+            fingerprint=stored.fingerprint,
+            client_ip=stored.client_ip,
+            user_agent=stored.user_agent,
+            cookie_issued_s=issued_s,
+            revision=stored.revision,
         )
 
     # -- save -------------------------------------------------------------

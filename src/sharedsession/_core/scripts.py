@@ -78,6 +78,48 @@ return cjson.encode(fields)
 """,
 )
 
+# KEYS: session. ARGV: now_ms.
+# LOAD for the local cache (SessionConfig.local_cache): the same reply, and
+# when the key expires (ms since the epoch: PEXPIRETIME, or now + PTTL before
+# Redis 7; -2 if there is no key), but a pure read: a write would
+# make Redis invalidate the very entry this read fills. The TTL slides
+# separately, now and then (TOUCH). A missing key still gets LOAD's no-op write,
+# so that a read-only replica refuses rather than answering "no session".
+READ = LuaScript(
+    "read",
+    """
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+  return {'{}', -2}
+end
+if kind ~= 'hash' then return {'"wrongtype"', -2} end
+local data = redis.call('HGETALL', KEYS[1])
+local fields = {}
+for i = 1, #data, 2 do fields[data[i]] = data[i + 1] end
+local deadline = redis.pcall('PEXPIRETIME', KEYS[1])
+if type(deadline) ~= 'number' then deadline = tonumber(ARGV[1]) + redis.call('PTTL', KEYS[1]) end
+return {cjson.encode(fields), deadline}
+""",
+)
+
+# KEYS: session. ARGV: now_ms, idle_ms, fingerprint.
+# Slides the TTL to now + idle, never past the cap, for a live session whose
+# fingerprint matches (as LOAD does). Returns the new deadline (ms), or -2.
+TOUCH = LuaScript(
+    "touch",
+    """
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return -2 end
+local fields = redis.call('HMGET', KEYS[1], '#v', '#fp', '#cap')
+if not fields[1] or (fields[2] or '') ~= ARGV[3] then return -2 end
+local deadline = tonumber(ARGV[1]) + tonumber(ARGV[2])
+local cap = tonumber(fields[3])
+if cap and cap < deadline then deadline = cap end
+redis.call('PEXPIREAT', KEYS[1], deadline)
+return deadline
+""",
+)
+
 # KEYS: a new session. ARGV: deadline_ms, replace ("1": overwrite what is
 # there, "0": refuse an existing key), then field/value pairs.
 # Creates the hash and its TTL in one step: a session never exists without a
@@ -206,4 +248,4 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 """,
 )
 
-ALL = (LOAD, CREATE, UPDATE, RETIRE, END, INDEX_ADD, INDEX_READ)
+ALL = (LOAD, READ, TOUCH, CREATE, UPDATE, RETIRE, END, INDEX_ADD, INDEX_READ)
