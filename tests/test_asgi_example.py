@@ -294,6 +294,7 @@ def test_settings_from_the_environment(demo: ModuleType, tmp_path: Path) -> None
         1800,
     )
     assert (config.bind_ip, config.trusted_proxies) == ("off", ())
+    assert config.local_cache == 0
     assert settings.replica == socket.gethostname()
 
     secret = tmp_path / "secret"
@@ -308,6 +309,7 @@ def test_settings_from_the_environment(demo: ModuleType, tmp_path: Path) -> None
             "SESSION_BIND_IP": "subnet",
             "IDLE_TIMEOUT": "600",
             "KEY_PREFIX": "demo:",
+            "LOCAL_CACHE": "2000",
         }
     )
     config = settings.config
@@ -315,6 +317,7 @@ def test_settings_from_the_environment(demo: ModuleType, tmp_path: Path) -> None
     assert (config.redis_url, config.key_prefix) == ("redis://redis:6379/4", "demo:")
     assert config.idle_timeout == 600
     assert (config.bind_ip, config.trusted_proxies) == ("subnet", ("10.0.0.0/8", "172.16.0.0/12"))
+    assert config.local_cache == 2000
     assert settings.replica == "web-2"
 
 
@@ -325,6 +328,7 @@ def test_settings_from_the_environment(demo: ModuleType, tmp_path: Path) -> None
         ({"SECRET_KEY": "  "}, "SECRET_KEY"),
         ({"SECRET_KEY": "k", "SESSION_BIND_IP": "on"}, "SESSION_BIND_IP"),
         ({"SECRET_KEY": "k", "IDLE_TIMEOUT": "soon"}, "IDLE_TIMEOUT"),
+        ({"SECRET_KEY": "k", "LOCAL_CACHE": "lots"}, "LOCAL_CACHE"),
     ],
 )
 def test_bad_environment_refuses_to_start(demo: ModuleType, environ: dict[str, str], match: str) -> None:

@@ -276,6 +276,7 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
             "SESSION_BIND_IP": "subnet",
             "IDLE_TIMEOUT": "900",
             "KEY_PREFIX": "shop:",
+            "LOCAL_CACHE": "5000",
         }
     )
     assert settings == {
@@ -286,7 +287,9 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
         "SHAREDSESSION_TRUSTED_PROXIES": ["10.0.0.0/8", "172.16.0.0/12"],
         "SHAREDSESSION_BIND_IP": "subnet",
         "SHAREDSESSION_IDLE_TIMEOUT": 900,
+        "SHAREDSESSION_ABSOLUTE_TIMEOUT": None,
         "SHAREDSESSION_KEY_PREFIX": "shop:",
+        "SHAREDSESSION_LOCAL_CACHE": 5000,
     }
     secret_file = tmp_path / "session_key"
     secret_file.write_text("from-file\nolder-from-file\n")
@@ -297,6 +300,7 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
     assert defaults["SHAREDSESSION_IDLE_TIMEOUT"] == 1800
     assert (defaults["SHAREDSESSION_BIND_IP"], defaults["SHAREDSESSION_TRUSTED_PROXIES"]) == ("off", [])
     assert defaults["SHAREDSESSION_KEY_PREFIX"] == "sharedsession:"
+    assert defaults["SHAREDSESSION_LOCAL_CACHE"] == 0
 
 
 def test_the_example_refuses_to_start_without_a_secret(example: ModuleType) -> None:

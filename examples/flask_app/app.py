@@ -37,11 +37,17 @@ def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
             "Set SECRET_KEY (keys separated by spaces, newest first) or SECRET_KEY_FILE: "
             "the example refuses to start without a key to sign session cookies"
         )
-    idle = env.get("IDLE_TIMEOUT", "1800")
+    cache = env.get("LOCAL_CACHE") or "0"
+    if not cache.isdigit():
+        raise ValueError(f"LOCAL_CACHE must be a whole number, got {cache!r}")
     try:
-        idle_timeout = float(idle)
+        idle_timeout = float(env.get("IDLE_TIMEOUT", "1800"))
+        absolute_timeout = float(env.get("ABSOLUTE_TIMEOUT") or 0) or None
     except ValueError:
-        raise ValueError(f"IDLE_TIMEOUT must be a number of seconds, got {idle!r}") from None
+        raise ValueError(
+            f"IDLE_TIMEOUT and ABSOLUTE_TIMEOUT must be numbers of seconds, got "
+            f"{env.get('IDLE_TIMEOUT')!r}, {env.get('ABSOLUTE_TIMEOUT')!r}"
+        ) from None
     return {
         "SECRET_KEY": keys[0],
         "SECRET_KEY_FALLBACKS": keys[1:],
@@ -52,7 +58,9 @@ def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         ],
         "SHAREDSESSION_BIND_IP": env.get("SESSION_BIND_IP", "off"),
         "SHAREDSESSION_IDLE_TIMEOUT": idle_timeout,
+        "SHAREDSESSION_ABSOLUTE_TIMEOUT": absolute_timeout,
         "SHAREDSESSION_KEY_PREFIX": env.get("KEY_PREFIX", "sharedsession:"),
+        "SHAREDSESSION_LOCAL_CACHE": int(cache),
     }
 
 

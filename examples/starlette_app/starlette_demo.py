@@ -48,10 +48,12 @@ def settings_from_env(environ: Mapping[str, str] = os.environ) -> Settings:
         redis_url=environ.get("REDIS_URL", "redis://localhost:6379/1"),
         key_prefix=environ.get("KEY_PREFIX", "sharedsession:"),
         idle_timeout=_seconds(environ, "IDLE_TIMEOUT", 1800),
+        absolute_timeout=_seconds(environ, "ABSOLUTE_TIMEOUT", 0) or None,
         bind_ip=_bind_ip(environ.get("SESSION_BIND_IP", "off")),
         trusted_proxies=[
             cidr.strip() for cidr in environ.get("TRUSTED_PROXIES", "").split(",") if cidr.strip()
         ],
+        local_cache=_count(environ, "LOCAL_CACHE"),
     )
     return Settings(config=config, replica=environ.get("REPLICA_ID") or socket.gethostname())
 
@@ -78,6 +80,13 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise RuntimeError(f"{name} must be a number of seconds, got {raw!r}") from None
+
+
+def _count(environ: Mapping[str, str], name: str) -> int:
+    raw = environ.get(name) or "0"
+    if not raw.isdigit():
+        raise RuntimeError(f"{name} must be a whole number, got {raw!r}")
+    return int(raw)
 
 
 def _bind_ip(raw: str) -> BindIp:

@@ -98,6 +98,7 @@ class Cluster:
     work: Path
     haproxy: Child | None = None
     children: list[Child] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -166,17 +167,25 @@ backend replicas
 """
 
 
-def start_cluster(work: Path, replicas_per_framework: int = 3) -> Cluster:
+def start_cluster(
+    work: Path, replicas_per_framework: int = 3, *, workers: int = 2, env: dict[str, str] | None = None
+) -> Cluster:
+    """Replicas of both examples behind HAProxy, on a Redis of their own; ``env`` adds settings."""
     assert HAPROXY
     redis = RedisProcess(free_port(), work)
     redis.start()
-    env = {"REDIS_URL": redis.url, "SECRET_KEY": secrets.token_urlsafe(32), "IDLE_TIMEOUT": "600"}
-    cluster = Cluster(redis, [], free_port(), work)
+    env = {
+        "REDIS_URL": redis.url,
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "IDLE_TIMEOUT": "600",
+        **(env or {}),
+    }
+    cluster = Cluster(redis, [], free_port(), work, env=env)
     try:
         frameworks: list[Framework] = ["flask", "starlette"]
         for i in range(1, replicas_per_framework + 1):
             for framework in frameworks:
-                replica = start_replica(framework, f"{framework}-{i}", env, log_dir=work, workers=2)
+                replica = start_replica(framework, f"{framework}-{i}", env, log_dir=work, workers=workers)
                 cluster.replicas.append(replica)
                 cluster.children.append(replica.child)
         for replica in cluster.replicas:
