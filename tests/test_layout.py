@@ -59,7 +59,11 @@ def internal_imports(name: str) -> set[str]:
 def layer(name: str) -> str:
     if name.startswith("sharedsession._core"):
         return "core"
-    return {"sharedsession._redis": "runner", "sharedsession.store": "store"}.get(name, "outer")
+    return {
+        "sharedsession._redis": "runner",
+        "sharedsession._cache": "runner",  # the local cache's listener: I/O beside the runners
+        "sharedsession.store": "store",
+    }.get(name, "outer")
 
 
 def test_the_module_table_is_complete() -> None:

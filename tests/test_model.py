@@ -108,7 +108,10 @@ class Lineage:
     data: dict[str, Any]
     user: str | None
     created_ms: int
+    #: The last use known to have slid its TTL; and the last one that may have
+    #: (a save that failed), for the upper bound of its deadline.
     last_use_ms: int
+    maybe_used_ms: int = 0
     handles: list[str] = field(default_factory=list)
     alive: bool = True
     #: Its current handle's cookie reached a client (not so after a regenerate
@@ -440,13 +443,14 @@ class Replicas(RuleBasedStateMachine):
             after, after_user = self.merged(lineage, request)
             now_data = {key: codec.decode(v) for f, v in stored.items() if (key := k.key_of(f)) is not None}
             now_user = stored.get(k.USER)
-            lineage.last_use_ms = self.now_ms()  # an update (if it applied) slid the TTL
+            lineage.maybe_used_ms = self.now_ms()  # an update, had it applied, slid the TTL
             if (now_data, now_user) == (lineage.data, lineage.user):
                 return  # as before
             assert request.session.state is State.LOADED, f"{lineage} changed by failed {request}: {now_data}"
             assert lineage.handle == request.handle, f"{lineage} changed by stale {request}: {now_data}"
             assert (now_data, now_user) == (after, after_user), f"{request} half-applied: {now_data}"
             self.set_data(lineage, after, after_user)
+            lineage.last_use_ms = self.now_ms()
         elif seen.startswith("moved:"):
             assert request.session.state is State.REGENERATED, f"{lineage} moved by failed {request}"
             assert lineage.handle == request.handle, f"{lineage} moved by stale {request}"
@@ -644,7 +648,7 @@ class Replicas(RuleBasedStateMachine):
                     f"{key} past its absolute deadline"
                 )
             if lineage is not None:
-                assert deadline <= lineage.last_use_ms + IDLE_S * 1000 + 1, (
+                assert deadline <= max(lineage.last_use_ms, lineage.maybe_used_ms) + IDLE_S * 1000 + 1, (
                     f"{lineage} past its idle deadline"
                 )
 

@@ -177,6 +177,9 @@ class FailingClient:
     """A client whose next round trip applies only its first ``applied`` operations,
     then fails as a lost connection would (the state machine cuts batches the same way)."""
 
+    #: No pool to reach past this wrapper: every round trip goes through run().
+    connection_pool = None
+
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.applied: int | None = None

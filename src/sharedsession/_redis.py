@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import re
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol, TypeVar
@@ -189,11 +190,29 @@ class _Runner:
             return {}
 
 
+def _plain_pool(client: object) -> Any:
+    """The connection pool of a client that talks to one server (not a Cluster), else None.
+
+    Through it, a round trip is one packed write and its replies read back,
+    on a connection of redis-py's own: without the per-command retry wrapper,
+    pipeline object and pool bookkeeping, which cost more CPU than the
+    command (docs/benchmarks). What those do for us is kept: a connection the
+    server closed is noticed before use (it reads as "has data") and replaced;
+    any failure drops the connection, whose state is then unknown.
+    """
+    if callable(getattr(client, "get_node_from_key", None)):
+        return None
+    return getattr(client, "connection_pool", None)
+
+
 class SyncRunner(_Runner):
     """Drives step generators on a synchronous redis-py client."""
 
     def __init__(self, client: SyncClient) -> None:
         super().__init__(client)
+        self._pool = _plain_pool(client)
+        self._idle: list[Any] = []  # connections checked out of the pool, ready for reuse
+        self._pid = os.getpid()
 
     def drive(self, steps: Steps[T]) -> T:
         exchange = self._exchange(steps)
@@ -207,6 +226,8 @@ class SyncRunner(_Runner):
 
     def _send(self, calls: list[Call]) -> list[object]:
         with unavailable_as_error():
+            if self._pool is not None:
+                return self._send_packed(calls)
             if len(calls) == 1 and self._execute is not None:  # one command, no pipeline object
                 ((args, options),) = calls
                 try:
@@ -218,12 +239,49 @@ class SyncRunner(_Runner):
                 pipe.execute_command(*args, **options)
             return pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
 
+    def _send_packed(self, calls: list[Call]) -> list[object]:
+        conn = self._checkout()
+        try:
+            conn.send_packed_command(conn.pack_commands([args for args, _ in calls]), check_health=False)
+            replies: list[object] = []
+            for _ in calls:
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as exc:  # an error reply: the connection is still in step
+                    replies.append(exc)
+        except BaseException:
+            conn.disconnect()  # its state is unknown: never reused
+            self._pool.release(conn)
+            raise
+        self._idle.append(conn)
+        return replies
+
+    def _checkout(self) -> Any:
+        if os.getpid() != self._pid:  # forked (a server's worker): the parent's connections are not ours
+            self._idle, self._pid = [], os.getpid()
+        while self._idle:
+            conn = self._idle.pop()
+            try:
+                if not conn.can_read(timeout=0):  # nothing to read: neither closed nor out of step
+                    return conn
+            except RedisConnectionError:
+                pass
+            conn.disconnect()
+            self._pool.release(conn)
+        return self._pool.get_connection()
+
+    def close(self) -> None:
+        """Hand the connections kept for reuse back to the pool."""
+        while self._idle:
+            self._pool.release(self._idle.pop())
+
 
 class AsyncRunner(_Runner):
     """The asyncio twin of SyncRunner: the same exchange, its calls awaited."""
 
     def __init__(self, client: AsyncClient) -> None:
         super().__init__(client)
+        self._pool = _plain_pool(client)
 
     async def drive(self, steps: Steps[T]) -> T:
         exchange = self._exchange(steps)
@@ -237,6 +295,8 @@ class AsyncRunner(_Runner):
 
     async def _send(self, calls: list[Call]) -> list[object]:
         with unavailable_as_error():
+            if self._pool is not None:
+                return await self._send_packed(calls)
             if len(calls) == 1 and self._execute is not None:  # one command, no pipeline object
                 ((args, options),) = calls
                 try:
@@ -247,6 +307,25 @@ class AsyncRunner(_Runner):
             for args, options in calls:
                 pipe.execute_command(*args, **options)
             return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+
+    async def _send_packed(self, calls: list[Call]) -> list[object]:
+        conn = await self._pool.get_connection()
+        try:
+            await conn.send_packed_command(
+                conn.pack_commands([args for args, _ in calls]), check_health=False
+            )
+            replies: list[object] = []
+            for _ in calls:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:  # an error reply: the connection is still in step
+                    replies.append(exc)
+        except BaseException:
+            await conn.disconnect()  # its state is unknown (a cancellation, a lost socket): never reused
+            raise
+        finally:
+            await self._pool.release(conn)
+        return replies
 
 
 def is_async_client(client: object) -> bool:

@@ -171,6 +171,7 @@ class SessionStore(_Base):
         """Close the client if this store built it from ``redis_url``, and the cache's listener."""
         if self._cache is not None:
             self._cache.listener.close()
+        self._runner.close()
         if self.config.redis is None:
             self.redis.close()
 

@@ -19,7 +19,7 @@ import pytest
 from redis.crc import key_slot
 
 from sharedsession import AsyncSessionStore, Session, SessionConfig, SessionStore, SetCookie
-from tests.support import SECRET, Backend, FakeClock, Harness, Log
+from tests.support import SECRET, Backend, FakeClock, Harness, Log, RecordingPool
 
 Batch = list[tuple[Any, ...]]
 
@@ -71,6 +71,9 @@ class ArgsRecorder:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.batches: list[Batch] = []
+        pool = getattr(inner, "connection_pool", None)  # a Cluster has none
+        if pool is not None:
+            self.connection_pool = RecordingPool(pool, self.batches.append)
 
     def pipeline(self, transaction: bool = True) -> _Pipeline:
         return self.pipeline_class(self.inner.pipeline(transaction=transaction), self.batches)

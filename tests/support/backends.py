@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,12 +55,76 @@ class _RecordingPipeline:
         return self._inner.execute(raise_on_error=raise_on_error)
 
 
+Sent = Callable[[list[tuple[Any, ...]]], None]
+
+
+class _RecordingConnection:
+    """A pooled connection that reports what each write sends: one packed write is one round trip."""
+
+    def __init__(self, inner: Any, sent: Sent) -> None:
+        self.inner = inner
+        self._sent = sent
+        self._commands: list[tuple[Any, ...]] = []
+
+    def pack_commands(self, commands: Any) -> Any:
+        self._commands = [tuple(args) for args in commands]
+        return self.inner.pack_commands(self._commands)
+
+    def send_packed_command(self, packed: Any, check_health: bool = True) -> Any:
+        self._sent(self._commands)
+        self._commands = []
+        return self.inner.send_packed_command(packed, check_health=check_health)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class _AsyncRecordingConnection(_RecordingConnection):
+    async def send_packed_command(self, packed: Any, check_health: bool = True) -> Any:
+        self._sent(self._commands)
+        self._commands = []
+        return await self.inner.send_packed_command(packed, check_health=check_health)
+
+
+class RecordingPool:
+    """A client's connection pool, handing out connections that report what they send."""
+
+    def __init__(self, inner: Any, sent: Sent) -> None:
+        self.inner = inner
+        self._sent = sent
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        got = self.inner.get_connection(*args, **kwargs)
+        if inspect.isawaitable(got):
+            return self._async_connection(got)
+        return _RecordingConnection(got, self._sent)
+
+    async def _async_connection(self, got: Any) -> Any:
+        return _AsyncRecordingConnection(await got, self._sent)
+
+    def release(self, connection: Any) -> Any:
+        return self.inner.release(
+            connection.inner if isinstance(connection, _RecordingConnection) else connection
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _names(log: Log) -> Sent:
+    return lambda commands: log.trips.append([str(args[0]).upper() for args in commands])
+
+
 class RecordingRedis:
-    """Wraps a sync client; counts every round trip made through it."""
+    """Wraps a sync client; counts every round trip made through it (through its commands,
+    pipelines, or connections taken from its pool)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.log = Log()
+        pool = getattr(inner, "connection_pool", None)  # a Cluster has none
+        if pool is not None:
+            self.connection_pool = RecordingPool(pool, _names(self.log))
 
     def pipeline(self, transaction: bool = True) -> _RecordingPipeline:
         return _RecordingPipeline(self.inner.pipeline(transaction=transaction), self.log)
@@ -82,6 +148,9 @@ class RecordingAsyncRedis:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.log = Log()
+        pool = getattr(inner, "connection_pool", None)
+        if pool is not None:
+            self.connection_pool = RecordingPool(pool, _names(self.log))
 
     def pipeline(self, transaction: bool = True) -> _RecordingPipeline:
         return _AsyncRecordingPipeline(self.inner.pipeline(transaction=transaction), self.log)
