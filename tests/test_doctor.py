@@ -20,6 +20,7 @@ from sharedsession.cli import findings as f
 from sharedsession.cli.doctor import Check, Report, Target, combine, render
 from sharedsession.cli.findings import Finding
 from tests.support import server_replies as replies
+from tests.support.doctor import assert_report_schema
 from tests.support.server_replies import Replies
 
 BOUND_SECONDS = 5.0
@@ -423,46 +424,6 @@ def test_report_json_schema() -> None:
     assert document["blocking"] == ["eviction"]
     assert document["summary"] == {"ok": 1, "warn": 1, "fail": 1}
     assert document["redis_url"] == "redis://:***@10.0.0.1:6379/1"
-
-
-def assert_report_schema(document: Any) -> None:
-    """What ``doctor --json`` prints (README: Admin CLI), field by field."""
-    assert set(document) == {
-        "redis_url",
-        "mode",
-        "prefix",
-        "db",
-        "nodes",
-        "sentinels",
-        "service",
-        "checks",
-        "summary",
-        "blocking",
-    }
-    assert isinstance(document["redis_url"], str)
-    assert document["mode"] in ("single", "cluster", "sentinel")
-    assert isinstance(document["prefix"], str)
-    assert document["db"] is None or isinstance(document["db"], int)
-    assert all(isinstance(node, str) for node in document["nodes"])
-    assert all(isinstance(sentinel, str) for sentinel in document["sentinels"])
-    assert (document["service"] is None) == (document["mode"] != "sentinel")
-    names = []
-    for check in document["checks"]:
-        assert set(check) == {"name", "status", "message", "fix", "nodes"}
-        assert check["status"] in ("ok", "warn", "fail")
-        assert isinstance(check["name"], str)
-        assert isinstance(check["message"], str)
-        assert check["message"]
-        assert isinstance(check["fix"], str)
-        assert check["fix"] or check["status"] == "ok", check
-        for node in check["nodes"]:
-            assert set(node) == {"node", "status", "message", "fix"}
-            assert node["status"] in ("ok", "warn", "fail")
-        names.append(check["name"])
-    assert len(names) == len(set(names))
-    assert set(document["summary"]) == {"ok", "warn", "fail"}
-    assert sum(document["summary"].values()) == len(names)
-    assert document["blocking"] == [c["name"] for c in document["checks"] if c["status"] == "fail"]
 
 
 # -- the command line ---------------------------------------------------------------------------
