@@ -268,7 +268,9 @@ def test_assess_clock_says_which_way() -> None:
 def test_assess_shared_db() -> None:
     shared = f.assess_shared_db(sampled=1000, foreign=990, db=1, prefix="app:", keys_in_db=20000)
     assert shared.status == "warn"
-    assert shared.message.startswith("990 of 1000 keys sampled of 20000 in database 1 are not under 'app:'")
+    assert shared.message.startswith(
+        "990 of 1000 keys sampled in database 1 (20000 keys) are not under 'app:'"
+    )
     assert "FLUSHDB" in shared.fix
     assert f.assess_shared_db(sampled=0, foreign=0, db=1, prefix="app:").status == "ok"
     ours = f.assess_shared_db(sampled=3, foreign=0, db=1, prefix="app:", other_dbs={"db0": 12})

@@ -133,7 +133,7 @@ def test_a_good_server_passes(tmp_path: Path, prefix: str, capsys: pytest.Captur
             assert run.check("server")["message"].startswith("Redis ")
             assert "append-only file on" in run.check("persistence")["message"]
             assert run.check("shared-db")["message"].startswith(
-                "all 3 keys sampled of 3 in database 1 are under"
+                "all 3 keys sampled in database 1 (3 keys) are under"
             )
             assert client.dbsize() == keys
             assert leftovers(client, prefix) == []
@@ -177,7 +177,7 @@ def test_a_badly_configured_server_blocks(
             assert int(full[1]) > 95
             assert "restart logs everyone out" in run.check("persistence")["message"]
             shared = run.check("shared-db")["message"]
-            assert "1000 keys sampled" in shared
+            assert "1000 of 1000 keys sampled in database 1 (" in shared
             assert f"are not under {prefix!r}" in shared
 
             text = doctor(capsys, "--redis-url", bad.url(1), "--prefix", prefix)

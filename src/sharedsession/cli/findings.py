@@ -438,20 +438,20 @@ def assess_shared_db(
 ) -> Finding:
     """Whether something else stores keys in the sessions' database (from a bounded SCAN sample)."""
     where = f"database {db}" if db is not None else "the database"
-    size = f" of {keys_in_db}" if keys_in_db is not None else ""
+    size = f" ({keys_in_db} keys)" if keys_in_db is not None else ""
     others = ", ".join(f"{name}: {count} keys" for name, count in sorted((other_dbs or {}).items()))
-    elsewhere = f" (other databases on this server: {others})" if others else ""
+    elsewhere = f"; other databases on this server: {others}" if others else ""
     if foreign:
         return Finding(
             "warn",
-            f"{foreign} of {sampled} keys sampled{size} in {where} are not under {prefix!r}: "
+            f"{foreign} of {sampled} keys sampled in {where}{size} are not under {prefix!r}: "
             f"something else uses it{elsewhere}",
             "give sessions a database (better: a Redis) of their own: another app's FLUSHDB "
             "logs everyone out, and its keys take the sessions' memory",
         )
     if sampled == 0:
         return Finding("ok", f"{where} holds no keys yet{elsewhere}")
-    return Finding("ok", f"all {sampled} keys sampled{size} in {where} are under {prefix!r}{elsewhere}")
+    return Finding("ok", f"all {sampled} keys sampled in {where}{size} are under {prefix!r}{elsewhere}")
 
 
 # -- what the probes met ------------------------------------------------------------
