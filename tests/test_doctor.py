@@ -19,6 +19,7 @@ from sharedsession.cli import EXIT_BLOCKED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAG
 from sharedsession.cli import findings as f
 from sharedsession.cli.doctor import Check, Report, Target, combine, render
 from sharedsession.cli.findings import Finding
+from sharedsession.cli.probes import PROBES, Probe, probe_cjson, probe_hashes, probe_sorted_sets
 from tests.support import server_replies as replies
 from tests.support.doctor import assert_report_schema
 from tests.support.server_replies import Replies
@@ -372,6 +373,51 @@ def test_short_error_is_one_bounded_line() -> None:
     assert "\n" not in text
     assert len(text) == 160
     assert text.endswith("...")
+
+
+class _Answers:
+    """A server that answers every EVAL with the same reply (or error): probes judge what comes back."""
+
+    def __init__(self, reply: object) -> None:
+        self.reply = reply
+
+    def eval(self, script: str, numkeys: int, *keys_and_args: object) -> object:
+        assert numkeys == 1  # each probe declares its one key, as the library's scripts do
+        if isinstance(self.reply, Exception):
+            raise self.reply
+        return self.reply
+
+
+@pytest.mark.parametrize(
+    ("probe", "reply", "status"),
+    [
+        (probe_cjson, '{"n":[1,2.5,true],"user":"alice"}', "ok"),  # key order is cjson's business
+        (probe_cjson, "[]", "fail"),
+        (probe_hashes, [b"hash", b"a", b"2", 59990], "ok"),
+        (probe_hashes, [b"no status reply", b"a", b"2", 59990], "fail"),  # TYPE answered a plain string
+        (probe_hashes, [b"hash", b"a", b"2", -1], "fail"),  # PEXPIREAT did nothing
+        (probe_hashes, [b"hash", b"a", b"1", 59990], "fail"),  # HINCRBY did nothing
+        (probe_hashes, b"OK", "fail"),
+        (probe_sorted_sets, [b"zset", b"10", b"m", b"20", 1], "ok"),
+        (probe_sorted_sets, [b"zset", b"10.0", b"m", b"2e1", 1], "ok"),  # scores formatted otherwise
+        (probe_sorted_sets, [b"zset", b"5", b"m", b"20", 1], "fail"),  # GT ignored: the lower score won
+        (probe_sorted_sets, [b"zset", b"10", b"m", b"20", 2], "fail"),  # ZREMRANGEBYSCORE did nothing
+        (probe_sorted_sets, [b"zset"], "fail"),
+    ],
+)
+def test_probes_judge_what_the_server_answers(probe: Probe, reply: object, status: str) -> None:
+    finding = probe(_Answers(reply), "app:doctor:0")
+    assert finding.status == status, finding
+    if status == "fail":
+        assert finding.fix
+
+
+def test_probes_report_a_refusal_with_its_fix() -> None:
+    refused = _Answers(ResponseError("ERR user_script:1: Unknown Redis command called from script"))
+    for _, probe in PROBES:
+        finding = probe(refused, "app:doctor:0")
+        assert finding.status == "fail"
+        assert "Unknown Redis command" in finding.message
 
 
 # -- the report ----------------------------------------------------------------------------

@@ -494,6 +494,9 @@ def short_error(error: BaseException, width: int = 160) -> str:
 # -- Cluster and Sentinel -------------------------------------------------------
 
 
+_CLUSTER_FIX = "see CLUSTER NODES: bring failed masters back or fail over to their replicas"
+
+
 def assess_cluster_state(states: Mapping[str, str]) -> Finding:
     """``cluster_state`` as each master reports it (``CLUSTER INFO``)."""
     bad = {node: state for node, state in states.items() if state != "ok"}
@@ -504,7 +507,7 @@ def assess_cluster_state(states: Mapping[str, str]) -> Finding:
         return Finding(
             "fail",
             f"cluster_state is not ok ({listed}): the cluster answers CLUSTERDOWN",
-            "see CLUSTER NODES: bring failed masters back or fail over to their replicas",
+            _CLUSTER_FIX,
         )
     return Finding("ok", f"cluster_state ok on {len(states)} master(s)")
 
@@ -526,7 +529,7 @@ def assess_cluster_slots(info: Mapping[str, str]) -> Finding:
         return Finding(
             "fail",
             f"{_CLUSTER_SLOTS - healthy} of {_CLUSTER_SLOTS} slots are served by failing masters",
-            "see CLUSTER NODES: bring failed masters back or fail over to their replicas",
+            _CLUSTER_FIX,
         )
     return Finding(
         "ok",

@@ -23,7 +23,7 @@ from sharedsession import SessionConfig, SetCookie, StoreUnavailableError
 from sharedsession.cli.findings import Finding, as_text, assess_script_error
 from sharedsession.store import SessionStore
 
-__all__ = ["PROBES", "Probe", "session_round_trip"]
+__all__ = ["PROBES", "Probe", "probe_cjson", "probe_hashes", "probe_sorted_sets", "session_round_trip"]
 
 #: A probe: a client of one server, a key under the prefix that lands on it -> the verdict.
 Probe = Callable[[Any, str], Finding]
@@ -99,42 +99,56 @@ def probe_cjson(client: Any, key: str) -> Finding:
 
 def probe_hashes(client: Any, key: str) -> Finding:
     """HSET, HINCRBY, HDEL, HGETALL, PEXPIREAT and TYPE's status reply, inside a script."""
-    try:
-        reply = client.eval(_HASH, 1, key, int(time.time() * 1000) + _TTL_MS)
-    except ResponseError as exc:
-        return assess_script_error("hash commands in a script", exc)
-    try:
-        kind, name, value, ttl_ms = (as_text(part) for part in reply)
-        right = kind == "hash" and (name, value) == ("a", "2") and 0 < int(ttl_ms) <= _TTL_MS
-    except (TypeError, ValueError):
-        kind = name = value = ttl_ms = "?"
-        right = False
-    if not right:
-        return Finding(
-            "fail",
-            f"hash commands in a script answered wrongly: TYPE {kind}, field {name}={value}, "
-            f"PTTL {ttl_ms} (reply {reply!r:.80})",
-            _UPGRADE,
-        )
+    what = "hash commands in a script"
+    parts = _run(client, _HASH, key, what)
+    if isinstance(parts, Finding):
+        return parts
+    if parts[:3] != ["hash", "a", "2"] or not _ttl_set(parts[3:]):
+        return Finding("fail", f"{what} answered {parts!r:.100} (expected TYPE hash, a=2, a TTL)", _UPGRADE)
     return Finding("ok", "HSET, HINCRBY, HDEL, HGETALL, PEXPIREAT, TYPE in a script (key deleted)")
 
 
 def probe_sorted_sets(client: Any, key: str) -> Finding:
     """ZADD GT keeps the higher score; ZREMRANGEBYSCORE, ZRANGE WITHSCORES, inside a script."""
-    try:
-        reply = client.eval(_ZSET, 1, key, int(time.time() * 1000) + _TTL_MS)
-    except ResponseError as exc:
-        return assess_script_error("sorted-set commands in a script", exc)
-    try:
-        kind, kept, member, score, size = (as_text(part) for part in reply)
-        right = kind == "zset" and float(kept) == 10 and member == "m" and float(score) == 20 and size == "1"
-    except (TypeError, ValueError):
-        right = False
-    if not right:
+    what = "sorted-set commands in a script"
+    parts = _run(client, _ZSET, key, what)
+    if isinstance(parts, Finding):
+        return parts
+    if _numbers(parts) != ["zset", 10.0, "m", 20.0, 1.0]:
         return Finding(
-            "fail", f"sorted-set commands answered wrongly (ZADD GT ignored?): {reply!r:.80}", _UPGRADE
+            "fail",
+            f"{what} answered {parts!r:.100} (expected TYPE zset, a score GT kept at 10, then m=20)",
+            _UPGRADE,
         )
     return Finding("ok", "ZADD GT keeps the higher score; ZREMRANGEBYSCORE, ZRANGE WITHSCORES (key deleted)")
+
+
+def _run(client: Any, script: str, key: str, what: str) -> list[str] | Finding:
+    """EVAL ``script`` on ``key`` (ARGV[1]: a deadline a minute away); its reply as text, or the failure."""
+    try:
+        reply = client.eval(script, 1, key, int(time.time() * 1000) + _TTL_MS)
+    except ResponseError as exc:
+        return assess_script_error(what, exc)
+    if not isinstance(reply, list):
+        return Finding("fail", f"{what} answered {reply!r:.100}", _UPGRADE)
+    return [as_text(part) for part in reply]
+
+
+def _ttl_set(parts: list[str]) -> bool:
+    """PTTL of the key: set, and no longer than the minute PEXPIREAT asked."""
+    return len(parts) == 1 and parts[0].isdigit() and 0 < int(parts[0]) <= _TTL_MS
+
+
+def _numbers(parts: list[str]) -> list[str | float]:
+    """Scores as numbers ("10" and "10.0" alike: servers format them differently)."""
+
+    def number(text: str) -> str | float:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+    return [number(part) for part in parts]
 
 
 PROBES: tuple[tuple[str, Probe], ...] = (
