@@ -11,7 +11,8 @@
 
 In parts by job: ``commands`` (the command line and its handlers),
 ``diagnostics`` (what ``stats`` measures), ``doctor`` (what ``doctor`` reads
-and runs on the servers) and ``findings`` (what the doctor concludes from it).
+from the servers), ``probes`` (what it runs on them) and ``findings`` (what
+it concludes).
 ``main`` returns the exit code; the console script and ``python -m
 sharedsession`` exit with it.
 """

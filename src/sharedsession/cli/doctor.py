@@ -38,7 +38,7 @@ from sharedsession import SessionConfig
 from sharedsession._urls import redact_url
 from sharedsession.cli import findings as f
 from sharedsession.cli.findings import Finding, Status
-from sharedsession.cli.probes import PROBES, session_round_trip
+from sharedsession.cli.probes import PROBES, Probe, session_round_trip
 from sharedsession.store import SCAN_PAGE
 
 __all__ = [
@@ -111,6 +111,7 @@ class Check:
     nodes: tuple[NodeResult, ...] = ()
 
     def to_json(self) -> dict[str, object]:
+        """The check as ``--json`` prints it (README: Admin CLI)."""
         return {
             "name": self.name,
             "status": self.status,
@@ -137,9 +138,11 @@ class Report:
         return [check.name for check in self.checks if check.status == "fail"]
 
     def count(self, status: Status) -> int:
+        """How many checks ended with ``status``."""
         return sum(1 for check in self.checks if check.status == status)
 
     def to_json(self) -> dict[str, object]:
+        """The report as ``--json`` prints it: one object (README: Admin CLI)."""
         target = self.target
         return {
             "redis_url": redact_url(target.url),
@@ -461,6 +464,8 @@ def _sample(client: Any, prefix: str) -> tuple[int | None, int, str | None]:
 
 @dataclass(frozen=True)
 class _Context:
+    """What every check may need besides one master's facts."""
+
     servers: _Servers
     target: Target
     token: str  # names this run's throwaway keys
@@ -481,7 +486,7 @@ def _check(servers: _Servers, target: Target, report: Report) -> None:
     if target.mode == "cluster":
         report.checks += _cluster_checks(servers, facts)
     for name, probe in PROBES:
-        per_node(name, lambda x, c, probe=probe: probe(x.node.client, _probe_key(c, x.node)))  # type: ignore[misc]
+        per_node(name, _on_each_master(probe))
     session = session_round_trip(servers.client, target.prefix, context.token)
     report.checks.append(Check("sessions", session.status, session.message, session.fix))
     for name, assess in _SETTINGS:
@@ -501,6 +506,15 @@ def combine(name: str, results: list[tuple[str, Finding]]) -> Check:
     return Check(
         name, first.status, f"{label}: {first.message} (worst of {len(results)} masters)", first.fix, nodes
     )
+
+
+def _on_each_master(probe: Probe) -> Callable[[_Facts, _Context], Finding]:
+    """Run ``probe`` on a master, with a key of this run that lands on it."""
+
+    def run(x: _Facts, c: _Context) -> Finding:
+        return probe(x.node.client, _probe_key(c, x.node))
+
+    return run
 
 
 def _server(x: _Facts, c: _Context) -> Finding:
