@@ -380,8 +380,13 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelServers]
     servers.stop()
 
 
-def sentinel_args(group: SentinelServers) -> list[str]:
-    return [arg for host, port in group.sentinels for arg in ("--sentinel", f"{host}:{port}")]
+def sentinel_args(group: SentinelServers, url: str = "redis://ignored/0") -> list[str]:
+    """--sentinel for each of the group's Sentinels; --redis-url for the database only (not $REDIS_URL)."""
+    return [
+        "--redis-url",
+        url,
+        *(arg for host, port in group.sentinels for arg in ("--sentinel", f"{host}:{port}")),
+    ]
 
 
 @needs_sentinel
@@ -389,15 +394,7 @@ def test_a_sentinel_group_passes(
     group: SentinelServers, prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # --redis-url gives the database (and would give user and password); its host is not used
-    run = doctor(
-        capsys,
-        "--redis-url",
-        "redis://nowhere.invalid/3",
-        *sentinel_args(group),
-        "--prefix",
-        prefix,
-        "--json",
-    )
+    run = doctor(capsys, *sentinel_args(group, "redis://nowhere.invalid/3"), "--prefix", prefix, "--json")
     assert run.code == EXIT_OK, run.out + run.err
     report = run.report
     assert (report["mode"], report["service"], report["db"]) == ("sentinel", "mymaster", 3)
