@@ -1,5 +1,6 @@
-"""Real Redis topologies on loopback, from the Debian binaries: a three-master
-Redis Cluster, and a master + replica watched by three Sentinels.
+"""Real Redis topologies on loopback, from the Debian binaries: single servers
+configured as a test asks, a three-master Redis Cluster, and a master +
+replica watched by three Sentinels.
 
 Every process runs in a process group of its own (``spawn`` from the demo's
 process helpers), so ``stop()`` ends whatever each one started, and a test
@@ -109,6 +110,40 @@ class Topology:
         for child in reversed(self.children):
             child.stop(grace_seconds=3)
         self.children.clear()
+
+
+# -- one server ---------------------------------------------------------------------
+
+
+@dataclass
+class SingleServer(Topology):
+    """One redis-server of a test's own."""
+
+    port: int = 0
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.port, db=db, socket_timeout=5, socket_connect_timeout=5)
+
+
+def start_server(work: Path, *settings: str) -> SingleServer:
+    """Start a redis-server on a free port: loopback, nothing on disk, then ``settings`` (which win:
+    ``"--save", "3600 1"`` turns snapshots back on). Files go to a directory of its own in ``work``."""
+    if not REDIS_SERVER:
+        raise RuntimeError("needs redis-server")
+    (port,) = free_ports(1)
+    server = SingleServer(work, port=port)
+    server_dir = work / f"redis-{port}"
+    server_dir.mkdir()
+    argv = [REDIS_SERVER, "--port", str(port), *_EPHEMERAL, "--dir", str(server_dir), *settings]
+    try:
+        server.wait_up(server.start(f"redis-{port}", argv), port)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 # -- Redis Cluster ------------------------------------------------------------------

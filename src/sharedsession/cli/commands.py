@@ -6,6 +6,7 @@
     sharedsession sessions USER [--json]
     sharedsession revoke HANDLE [--json]
     sharedsession revoke-user USER [--json]
+    sharedsession doctor [--cluster | --sentinel HOST:PORT ... [--service NAME]] [--json]
     sharedsession demo ...
 
 The admin commands find Redis and the key prefix the way the example apps
@@ -33,9 +34,11 @@ from sharedsession._core.config import SessionConfig
 from sharedsession._core.errors import StoreUnavailableError
 from sharedsession._urls import redact_url, scrub
 from sharedsession.cli.diagnostics import DEFAULT_SAMPLE, collect_stats, render_stats
+from sharedsession.cli.doctor import BadTarget, Target, Unreachable, examine, printable, render
 from sharedsession.store import SessionInfo, SessionStore
 
 __all__ = [
+    "EXIT_BLOCKED",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
@@ -49,6 +52,7 @@ EXIT_OK = 0
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2  # also what argparse exits with on a bad command line
 EXIT_UNAVAILABLE = 3
+EXIT_BLOCKED = 4  # doctor: a check failed
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 _UA_WIDTH = 48
@@ -59,6 +63,7 @@ exit codes:
   {EXIT_NOT_FOUND}  not found (revoke: no live session has that handle)
   {EXIT_USAGE}  bad usage: unknown option, malformed handle or Redis URL, bad number
   {EXIT_UNAVAILABLE}  Redis unreachable, timing out, or refusing a command
+  {EXIT_BLOCKED}  doctor: a check failed, something blocks (warnings alone exit 0)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 
 environment:
@@ -131,6 +136,7 @@ def build_parser(prog: str = "sharedsession") -> argparse.ArgumentParser:
     revoke.add_argument("handle", metavar="HANDLE", help="32 hex digits, as `sessions` lists them")
     revoke_user = admin("revoke-user", _revoke_user, "End every session of a user (log out everywhere).")
     revoke_user.add_argument("user", type=_user_id, metavar="USER", help=user_help)
+    _add_doctor(commands)
     _add_demo(commands)
     return parser
 
@@ -138,8 +144,8 @@ def build_parser(prog: str = "sharedsession") -> argparse.ArgumentParser:
 # -- options ---------------------------------------------------------------------
 
 
-def _common_options() -> argparse.ArgumentParser:
-    """--redis-url, --prefix, --idle-timeout, --json: read when the parser is built, so env changes count."""
+def _common_options(*, idle_timeout: bool = True) -> argparse.ArgumentParser:
+    """--redis-url, --prefix, --idle-timeout (unless told not), --json: read when the parser is built."""
     defaults = {f.name: f.default for f in dataclasses.fields(SessionConfig)}
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -154,14 +160,15 @@ def _common_options() -> argparse.ArgumentParser:
         default=os.environ.get("KEY_PREFIX") or defaults["key_prefix"],
         help=f"key prefix the apps use (default: $KEY_PREFIX, else {defaults['key_prefix']!r})",
     )
-    common.add_argument(
-        "--idle-timeout",
-        type=_seconds,
-        default=os.environ.get("IDLE_TIMEOUT") or defaults["idle_timeout"],
-        metavar="SECONDS",
-        help="the apps' idle timeout; only used to derive 'last seen' from a session's TTL "
-        f"(default: $IDLE_TIMEOUT, else {defaults['idle_timeout']:.0f})",
-    )
+    if idle_timeout:
+        common.add_argument(
+            "--idle-timeout",
+            type=_seconds,
+            default=os.environ.get("IDLE_TIMEOUT") or defaults["idle_timeout"],
+            metavar="SECONDS",
+            help="the apps' idle timeout; only used to derive 'last seen' from a session's TTL "
+            f"(default: $IDLE_TIMEOUT, else {defaults['idle_timeout']:.0f})",
+        )
     common.add_argument("--json", action="store_true", help="print JSON for machines")
     return common
 
@@ -318,9 +325,7 @@ def _time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _printable(text: str) -> str:
-    """Escape control characters: a User-Agent is attacker-chosen, and must not drive the admin's terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+_printable = printable  # a User-Agent is attacker-chosen, and must not drive the admin's terminal
 
 
 def _shorten(text: str, width: int) -> str:
@@ -337,6 +342,86 @@ def _stats(store: SessionStore, args: argparse.Namespace) -> int:
     else:
         print(render_stats(stats))
     return EXIT_OK
+
+
+# -- doctor ----------------------------------------------------------------------------
+
+_DOCTOR = """\
+Check a deployment's Redis before it bites: the server and its version, what
+sharedsession needs (Lua with cjson, hashes, sorted sets with ZADD GT,
+PEXPIREAT: run, not assumed), Cluster slots or Sentinel agreement, the
+eviction policy, persistence, memory headroom, round-trip latency, the clock,
+replication, and whether anything else uses the database. One line per check.
+
+It writes only throwaway keys under the prefix (<prefix>doctor:...) and one
+throwaway session, and deletes them.
+"""
+
+
+def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    summary = "Check a deployment's Redis: exit 0 only when nothing blocks."
+    parser = commands.add_parser(
+        "doctor",
+        parents=[_common_options(idle_timeout=False)],
+        help=summary,
+        description=_DOCTOR,
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--cluster",
+        action="store_true",
+        help="--redis-url names a node of a Redis Cluster: check every master",
+    )
+    where.add_argument(
+        "--sentinel",
+        action="append",
+        type=_address,
+        metavar="HOST:PORT",
+        help="a Sentinel to ask for the master (repeat for each); --redis-url then gives only "
+        "the database, user, password and TLS",
+    )
+    parser.add_argument(
+        "--service",
+        metavar="NAME",
+        help="the master's name the Sentinels monitor (default: mymaster)",
+    )
+    parser.set_defaults(sharedsession_command=_doctor)
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:26379
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    url: str = args.redis_url
+    if args.service is not None and not args.sentinel:
+        return _fail(EXIT_USAGE, "--service goes with --sentinel")
+    target = Target(
+        url=url,
+        prefix=args.prefix,
+        mode="cluster" if args.cluster else "sentinel" if args.sentinel else "single",
+        sentinels=tuple(dict.fromkeys(args.sentinel or ())),  # each once
+        service=args.service or "mymaster",
+    )
+    try:
+        report = examine(target)
+    except BadTarget as exc:
+        return _fail(EXIT_USAGE, scrub(str(exc), url))
+    except Unreachable as exc:
+        return _fail(EXIT_UNAVAILABLE, scrub(str(exc), url))
+    except RedisError as exc:  # reachable, but refused what the doctor cannot do without
+        return _fail(EXIT_UNAVAILABLE, scrub(f"Redis at {redact_url(url)} refused: {exc}", url))
+    if args.json:
+        _emit_json(report.to_json())
+    else:
+        print(render(report))
+    return EXIT_BLOCKED if report.blocking else EXIT_OK
 
 
 # -- demo ------------------------------------------------------------------------------

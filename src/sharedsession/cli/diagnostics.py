@@ -26,6 +26,7 @@ __all__ = [
     "collect_stats",
     "eviction_risk",
     "eviction_warning",
+    "human_bytes",
     "render_stats",
 ]
 
@@ -180,7 +181,8 @@ def eviction_risk(policy: str) -> EvictionRisk:
     name = policy.strip().lower()
     if name == "noeviction":
         return "safe"
-    if name.startswith(("allkeys-", "volatile-")):
+    # "eviction": what Dragonfly reports in cache mode (--cache_mode), where it evicts any key.
+    if name.startswith(("allkeys-", "volatile-")) or name == "eviction":
         return "evicts-sessions"
     return "unknown"
 
@@ -237,15 +239,16 @@ def _memory_text(memory: MemoryEstimate) -> str:
     if memory.estimated_bytes is None:
         return f"unknown ({memory.note})" if memory.note else "unknown"
     if memory.sampled_keys == 0:
-        return _human_bytes(memory.estimated_bytes)
+        return human_bytes(memory.estimated_bytes)
     average = memory.sampled_bytes / memory.sampled_keys
     return (
-        f"~{_human_bytes(memory.estimated_bytes)} (estimate: {_human_bytes(round(average))} "
+        f"~{human_bytes(memory.estimated_bytes)} (estimate: {human_bytes(round(average))} "
         f"average over {memory.sampled_keys} sampled key(s); user indexes not included)"
     )
 
 
-def _human_bytes(size: int) -> str:
+def human_bytes(size: int) -> str:
+    """``size`` bytes for a person: 512 B, 1.5 KiB, 3.2 MiB, 1.0 GiB."""
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
