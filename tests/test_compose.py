@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml  # typed by types-PyYAML (the dev extra's django-stubs brings it)
 
 from sharedsession.cli.diagnostics import eviction_risk
 
@@ -40,7 +40,7 @@ class Reset(list[Any]):
     """A sequence tagged ``!reset`` (Compose: drop what the base file set)."""
 
 
-class ComposeLoader(yaml.SafeLoader):  # type: ignore[misc]
+class ComposeLoader(yaml.SafeLoader):
     """PyYAML's safe loader plus Compose's ``!reset`` tag."""
 
 
