@@ -24,8 +24,8 @@ from tests.replicas.conftest import login
 from tests.swarm.images import ROOT, DockerError, docker
 
 STACK_FILES = (ROOT / "docker-compose.yml", ROOT / "tests" / "swarm" / "stack.yml")
-Entry = Literal["flask", "starlette", "both"]
-App = Literal["flask", "starlette"]
+Entry = Literal["flask", "starlette", "django", "all"]
+App = Literal["flask", "starlette", "django"]
 # The stack file's replicas per app.
 REPLICAS = 3
 
@@ -168,7 +168,8 @@ def new_stack(name: str, work: Path, ports: dict[Entry, int], images: dict[str, 
         **images,
         "SWARM_FLASK_PORT": str(ports["flask"]),
         "SWARM_STARLETTE_PORT": str(ports["starlette"]),
-        "SWARM_BOTH_PORT": str(ports["both"]),
+        "SWARM_DJANGO_PORT": str(ports["django"]),
+        "SWARM_ALL_PORT": str(ports["all"]),
         "SWARM_SECRET_FILE": str(key_file),
     }
     return Stack(name, ports, key, variables)
