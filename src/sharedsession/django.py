@@ -737,6 +737,25 @@ class SessionStore(SessionBase):
 
     # -- for the middleware -------------------------------------------------------------------
 
+    def _commit(self) -> StoreUnavailableError | None:
+        """Save what changed, if the session was loaded; the failure is returned, not raised."""
+        data = self._loaded()
+        try:
+            if data is not None:
+                self._apply(self._save_sync(data))
+        except StoreUnavailableError as exc:
+            return exc
+        return None
+
+    async def _acommit(self) -> StoreUnavailableError | None:
+        data = self._loaded()
+        try:
+            if data is not None:
+                self._apply(await self._asave(data))
+        except StoreUnavailableError as exc:
+            return exc
+        return None
+
     def _loaded(self) -> SessionData | None:
         found = self.__dict__.get("_session_cache")
         return found if isinstance(found, SessionData) else None
@@ -826,14 +845,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
         session = request.session
         if not isinstance(session, SessionStore):
             return response
-        data = session._loaded()
-        saved = data is not None and response.status_code < 500
-        if data is not None and saved:
-            try:
-                session._apply(session._save_sync(data))
-            except StoreUnavailableError as exc:
-                response, saved = self._unavailable(request, exc), False
-        return self._finish(request, session, response, saved=saved)
+        failure = session._commit() if response.status_code < 500 else None
+        return self._finish(request, session, response, failure)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         self.process_request(request)
@@ -842,14 +855,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
         session = request.session
         if not isinstance(session, SessionStore):
             return response
-        data = session._loaded()
-        saved = data is not None and response.status_code < 500
-        if data is not None and saved:
-            try:
-                session._apply(await session._asave(data))
-            except StoreUnavailableError as exc:
-                response, saved = self._unavailable(request, exc), False
-        return self._finish(request, session, response, saved=saved)
+        failure = await session._acommit() if response.status_code < 500 else None
+        return self._finish(request, session, response, failure)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
         # Django calls exception middleware synchronously, also under ASGI.
@@ -862,8 +869,16 @@ class SessionMiddleware(DjangoSessionMiddleware):
         return _stores.settings().unavailable_view(request, exception)
 
     def _finish(
-        self, request: HttpRequest, session: SessionStore, response: HttpResponseBase, *, saved: bool
+        self,
+        request: HttpRequest,
+        session: SessionStore,
+        response: HttpResponseBase,
+        failure: StoreUnavailableError | None,
     ) -> HttpResponseBase:
+        """The response to send: the save's 503 if it failed, the session cookie, Vary."""
+        saved = response.status_code < 500 and failure is None
+        if failure is not None:
+            response = self._unavailable(request, failure)
         error = session._load_error
         if error is not None and response.status_code == 500:
             # Redis failed outside a view (another middleware, a template rendered
