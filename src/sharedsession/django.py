@@ -894,7 +894,18 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
 def _session_for(request: HttpRequest) -> SessionStore:
     name = _stores.settings().config.cookie_name
-    return SessionStore(read_cookie(request.META.get("HTTP_COOKIE"), name), request=request)
+    return SessionStore(read_cookie(_cookie_header(request), name), request=request)
+
+
+def _cookie_header(request: HttpRequest) -> str | None:
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, Mapping):
+        # ASGI: HTTP/2 may split cookies over several headers, which Django joins
+        # with "," in META (a separator cookies do not use): join them as one header.
+        cookies = [value.decode("latin-1") for name, value in scope.get("headers") or () if name == b"cookie"]
+        return "; ".join(cookies) if cookies else None
+    header = request.META.get("HTTP_COOKIE")
+    return header if isinstance(header, str) else None
 
 
 def _cookie_morsel(session: SessionStore, *, saved: bool) -> Morsel[str] | None:

@@ -5,6 +5,7 @@ outages, settings, binding."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages.storage.session import SessionStorage
 from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.test import AsyncClient, Client, override_settings
 from django.test.client import RequestFactory
@@ -22,6 +24,7 @@ from django.test.client import RequestFactory
 from sharedsession import SessionConfig, SessionStore, SetCookie, StoreUnavailableError
 from sharedsession.django import (
     SessionData,
+    _session_for,
     aget_session,
     config_from_settings,
     get_async_store,
@@ -414,6 +417,21 @@ async def test_sync_views_under_asgi_are_saved_by_the_asyncio_store(site: Site) 
     assert site.trips == []  # loaded lazily: nothing read, nothing written by the sync store
     assert site.async_trips == [["EVALSHA"]]  # the save, at the response
     assert (await site.aclient.get("/async/read")).json() == {"n": 5}
+
+
+async def test_cookies_split_over_several_headers_are_read_under_asgi(site: Site) -> None:
+    cookie = site.create(n=1)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "query_string": b"",
+        "headers": [(b"cookie", b"theme=dark"), (b"cookie", f"session={cookie}".encode())],  # HTTP/2 style
+    }
+    request = ASGIRequest(scope, io.BytesIO())
+    assert request.META["HTTP_COOKIE"] == f"theme=dark,session={cookie}"  # Django's join
+    session = _session_for(request)
+    assert (await session.aget("n"), session.session_key) == (1, cookie)
 
 
 async def test_aget_session_loads_once_then_everything_is_in_memory(site: Site) -> None:
