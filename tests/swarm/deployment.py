@@ -191,6 +191,10 @@ class Outcome:
     error: str | None = None
 
 
+#: Distinct keys a Traffic user writes: about 20 KiB of session, well below max_size (64 KiB).
+KEYS_PER_USER = 250
+
+
 @dataclass
 class Traffic:
     """Users sending requests through one entry until stopped, each in a thread.
@@ -198,6 +202,11 @@ class Traffic:
     Each user logs in, then in turn writes a key of its own (``PUT``, safe for
     the balancer to retry) and reads its state back. ``failures`` lists every
     request that did not succeed, or saw another session than its own.
+
+    The keys come round again after ``KEYS_PER_USER`` writes: a long run (a
+    rolling update of every app) must not grow a session past ``max_size``,
+    which answers 413. Each user writes in turn, so the last acknowledged
+    value of each key is what must be stored.
     """
 
     url: str
@@ -236,7 +245,7 @@ class Traffic:
         with client(self.url, self.cookies[user]) as browser:
             while not self._stop.is_set():
                 n += 1
-                key = f"{user}-{n:05d}"
+                key = f"{user}-{n % KEYS_PER_USER:03d}"
                 sent = self._send(browser, user, "PUT", f"/api/kv/{key}", n)
                 if sent.status == 200 and sent.error is None:
                     self.written[user][key] = n
