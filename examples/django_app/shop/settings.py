@@ -31,7 +31,9 @@ DEBUG = False
 ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS: list[str] = []
 MIDDLEWARE = [
-    "sharedsession.django.SessionMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "sharedsession.django.SessionMiddleware",  # in place of django.contrib.sessions' own
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 # The forms carry no CSRF token, as in the other examples: the session cookie is
 # SameSite=Lax, so browsers do not send it with cross-site POSTs. A real app keeps
