@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml  # typed by types-PyYAML (the dev extra's django-stubs brings it)
 
 from sharedsession.cli.diagnostics import eviction_risk
 
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 OVERRIDE = ROOT / "docker-compose.override.yml"
 SWARM_TEST_STACK = ROOT / "tests" / "swarm" / "stack.yml"
-APPS = ("flask", "starlette")
+APPS = ("flask", "starlette", "django")
 # What `docker stack deploy` accepts at the top level (its legacy v3 schema).
 STACK_TOP_LEVEL = {"version", "services", "networks", "volumes", "secrets", "configs"}
 
@@ -40,7 +40,7 @@ class Reset(list[Any]):
     """A sequence tagged ``!reset`` (Compose: drop what the base file set)."""
 
 
-class ComposeLoader(yaml.SafeLoader):  # type: ignore[misc]
+class ComposeLoader(yaml.SafeLoader):
     """PyYAML's safe loader plus Compose's ``!reset`` tag."""
 
 
@@ -166,6 +166,7 @@ def check_replicas(doc: Doc) -> None:
 def check_published_ports(doc: Doc) -> None:
     assert published(services(doc)["flask"]) == {(8000, 8000)}
     assert published(services(doc)["starlette"]) == {(8001, 8000)}
+    assert published(services(doc)["django"]) == {(8002, 8000)}
 
 
 def check_redis_url(doc: Doc) -> None:
@@ -323,8 +324,10 @@ BREAKAGES: list[tuple[Check, Callable[[Doc], None]]] = [
     (check_image_defaults, _set("services.redis.image", "${REDIS_IMAGE}")),
     (check_image_defaults, _set("services.flask.image", "${FLASK_IMAGE:-}")),
     (check_replicas, _set("services.starlette.deploy.replicas", 1)),
+    (check_replicas, _set("services.django.deploy.replicas", 1)),
     (check_replicas, _set("services.flask.deploy", _DELETE)),
     (check_published_ports, _set("services.starlette.ports", ["8000:8000"])),
+    (check_published_ports, _set("services.django.ports", ["8001:8000"])),
     (check_redis_url, _set("services.flask.environment.REDIS_URL", "redis://localhost:6379/1")),
     (check_redis_url, _set("services.starlette.environment.REDIS_URL", "redis://redis:6379/0")),
     (check_healthchecks, _set("services.redis.healthcheck", _DELETE)),
@@ -334,6 +337,7 @@ BREAKAGES: list[tuple[Check, Callable[[Doc], None]]] = [
     (check_secret, _set("secrets", {})),
     (check_secret, _set("services.flask.environment.SECRET_KEY", "in-the-open")),
     (check_dockerfiles, _set("services.flask.build.dockerfile", "examples/nowhere/Dockerfile")),
+    (check_dockerfiles, _set("services.django.build.dockerfile", "examples/nowhere/Dockerfile")),
     (
         check_no_stickiness,
         _set(
@@ -396,12 +400,12 @@ def test_override_stands_in_for_the_routing_mesh(compose: Doc, override: Doc) ->
         assert isinstance(ports, Reset)
         assert ports == []
     balancer = services(override)["balancer"]
-    assert published(balancer) == {(8000, 8000), (8001, 8001)}
+    assert published(balancer) == {(8000, 8000), (8001, 8001), (8002, 8002)}
     assert {p for p, _ in published(balancer)} == {
         p for app in APPS for p, _ in published(services(compose)[app])
     }
     config = override["configs"]["haproxy"]["content"]
-    assert config.count("balance roundrobin") == 2
+    assert config.count("balance roundrobin") == len(APPS)
     for app in APPS:
         assert f"{app}:8000 check resolvers docker" in config
     assert_no_sticky_directives(config)
@@ -451,6 +455,6 @@ def test_swarm_test_stack_changes_only_what_the_machine_lacks(compose: Doc, swar
     config = (ROOT / swarm_test_stack["configs"]["haproxy"]["file"]).read_text()
     for app in APPS:
         assert f"server-template {app} 10 tasks.{app}:8000" in config
-    assert config.count("balance roundrobin") == 3
+    assert config.count("balance roundrobin") == len(APPS) + 1  # each app, and all of them
     assert_no_sticky_directives(config)
     check_no_stickiness(swarm_test_stack)

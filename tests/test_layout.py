@@ -97,7 +97,7 @@ def test_each_layer_imports_only_the_layers_below(lower: str, may_import: set[st
 
 
 def test_adapters_reach_redis_only_through_the_store() -> None:
-    for name in ("sharedsession.flask", "sharedsession.asgi"):
+    for name in ("sharedsession.flask", "sharedsession.asgi", "sharedsession.django"):
         assert "sharedsession._redis" not in internal_imports(name), name
 
 

@@ -90,7 +90,7 @@ class RedisProcess:
 
 @dataclass
 class Cluster:
-    """Flask and Starlette replicas behind HAProxy (balance roundrobin, no stickiness)."""
+    """Flask, Starlette and Django replicas behind HAProxy (balance roundrobin, no stickiness)."""
 
     redis: RedisProcess
     replicas: list[Replica]
@@ -182,7 +182,7 @@ def start_cluster(
     }
     cluster = Cluster(redis, [], free_port(), work, env=env)
     try:
-        frameworks: list[Framework] = ["flask", "starlette"]
+        frameworks: list[Framework] = ["flask", "starlette", "django"]
         for i in range(1, replicas_per_framework + 1):
             for framework in frameworks:
                 replica = start_replica(framework, f"{framework}-{i}", env, log_dir=work, workers=workers)

@@ -36,14 +36,14 @@ def run_demo(redis_url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_walks_one_session_through_six_replicas(server_redis_url: str) -> None:
+def test_demo_walks_one_session_through_nine_replicas(server_redis_url: str) -> None:
     done = run_demo(server_redis_url)
     assert done.returncode == 0, done.stdout + done.stderr
     match = FINAL_LINE.search(done.stdout)
     assert match, done.stdout
-    assert int(match.group(2)) == 6
-    assert "flask" in done.stdout
-    assert "starlette" in done.stdout
+    assert int(match.group(2)) == 9
+    for framework in ("flask", "starlette", "django"):
+        assert f" {framework}-1 " in done.stdout, framework
 
 
 def test_demo_exits_cleanly_run_after_run(server_redis_url: str) -> None:
@@ -145,7 +145,7 @@ def test_ctrl_c_stops_every_process_the_demo_started() -> None:
                 break
         assert any(line.startswith("Serving on") for line in lines), "".join(lines)
         started = children_of(process.pid)
-        assert len(started) >= 7  # six replicas (and their workers) and a Redis, at least
+        assert len(started) >= 10  # nine replicas (and their workers) and a Redis, at least
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 130
         deadline = time.monotonic() + 10

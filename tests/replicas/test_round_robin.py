@@ -1,5 +1,6 @@
-"""One session, many replicas: three gunicorn (Flask) and three uvicorn (Starlette)
-replicas behind HAProxy with ``balance roundrobin`` and no stickiness, on a real Redis."""
+"""One session, many replicas: three gunicorn (Flask), three uvicorn (Starlette) and
+three gunicorn (Django) replicas behind HAProxy with ``balance roundrobin`` and no
+stickiness, on a real Redis."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from sharedsession.demo.processes import Framework
 from tests.replicas.conftest import Cluster, check_one_cookie_on_both_frameworks, login
 
 
@@ -24,7 +26,7 @@ def test_continuity_counter_counts_up_across_replicas(cluster: Cluster) -> None:
             assert body["counter"] == expected
             served.append((body["replica"], body["framework"]))
     assert len({replica for replica, _ in served}) >= 3
-    assert {framework for _, framework in served} == {"flask", "starlette"}
+    assert {framework for _, framework in served} == {"flask", "starlette", "django"}
 
 
 def test_the_same_cookie_works_on_flask_and_asgi_replicas(cluster: Cluster) -> None:
@@ -39,6 +41,34 @@ def test_the_same_cookie_works_on_flask_and_asgi_replicas(cluster: Cluster) -> N
             ),
             "crossover",
         )
+
+
+def test_the_same_cookie_works_on_django_flask_and_asgi_replicas(cluster: Cluster) -> None:
+    replicas = {r.framework: r for r in reversed(cluster.replicas)}  # the first of each framework
+    headers = {"Accept": "application/json"}
+    with httpx.Client(base_url=replicas["django"].url, timeout=10, headers=headers) as on_django:
+        login(on_django, "tri")
+        on_django.post("/cart", json={"item": "from django"})
+        others: tuple[Framework, ...] = ("flask", "starlette")
+        for framework in others:
+            with httpx.Client(
+                base_url=replicas[framework].url, timeout=10, cookies=on_django.cookies, headers=headers
+            ) as other:
+                state = other.get("/api/state").json()
+                assert (state["framework"], state["user"]) == (framework, "tri")
+                other.post("/cart", json={"item": f"from {framework}"})
+        state = on_django.get("/api/state").json()
+        assert (state["framework"], state["cart"]) == (
+            "django",
+            ["from django", "from flask", "from starlette"],
+        )
+        cookie = on_django.cookies["session"]
+        assert on_django.post("/logout").status_code == 200  # on Django: ends the session everywhere
+    for framework in others:
+        with httpx.Client(
+            base_url=replicas[framework].url, timeout=10, cookies={"session": cookie}, headers=headers
+        ) as other:
+            assert other.get("/api/state").json()["user"] is None
 
 
 def test_200_concurrent_writes_of_one_session_all_survive(cluster: Cluster) -> None:

@@ -100,7 +100,7 @@ def stack(swarm_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     deployed = new_stack(
         STACK_NAME,
         work,
-        {"flask": free_port(), "starlette": free_port(), "both": free_port()},
+        {"flask": free_port(), "starlette": free_port(), "django": free_port(), "all": free_port()},
         swarm_images,
     )
     deployed.remove()  # what a run that was killed may have left
@@ -110,9 +110,11 @@ def stack(swarm_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
         deployed.wait_converged("balancer", 1)
         flask = deployed.wait_converged("flask", REPLICAS)
         starlette = deployed.wait_converged("starlette", REPLICAS)
+        django = deployed.wait_converged("django", REPLICAS)
         deployed.wait_balanced("flask", flask)
         deployed.wait_balanced("starlette", starlette)
-        deployed.wait_balanced("both", flask | starlette)
+        deployed.wait_balanced("django", django)
+        deployed.wait_balanced("all", flask | starlette | django)
         yield deployed
     finally:
         deployed.remove()

@@ -24,8 +24,8 @@ from tests.replicas.conftest import login
 from tests.swarm.images import ROOT, DockerError, docker
 
 STACK_FILES = (ROOT / "docker-compose.yml", ROOT / "tests" / "swarm" / "stack.yml")
-Entry = Literal["flask", "starlette", "both"]
-App = Literal["flask", "starlette"]
+Entry = Literal["flask", "starlette", "django", "all"]
+App = Literal["flask", "starlette", "django"]
 # The stack file's replicas per app.
 REPLICAS = 3
 
@@ -168,7 +168,8 @@ def new_stack(name: str, work: Path, ports: dict[Entry, int], images: dict[str, 
         **images,
         "SWARM_FLASK_PORT": str(ports["flask"]),
         "SWARM_STARLETTE_PORT": str(ports["starlette"]),
-        "SWARM_BOTH_PORT": str(ports["both"]),
+        "SWARM_DJANGO_PORT": str(ports["django"]),
+        "SWARM_ALL_PORT": str(ports["all"]),
         "SWARM_SECRET_FILE": str(key_file),
     }
     return Stack(name, ports, key, variables)
@@ -190,7 +191,8 @@ class Outcome:
     error: str | None = None
 
 
-KEYS_PER_USER = 100
+#: Distinct keys a Traffic user writes: about 20 KiB of session, well below max_size (64 KiB).
+KEYS_PER_USER = 250
 
 
 @dataclass
@@ -198,9 +200,13 @@ class Traffic:
     """Users sending requests through one entry until stopped, each in a thread.
 
     Each user logs in, then in turn writes one of its keys (``PUT``, safe for
-    the balancer to retry; the latest value of each is what must be stored)
-    and reads its state back. ``failures`` lists every
+    the balancer to retry) and reads its state back. ``failures`` lists every
     request that did not succeed, or saw another session than its own.
+
+    The keys come round again after ``KEYS_PER_USER`` writes: a long run (a
+    rolling update of every app) must not grow a session past ``max_size``,
+    which answers 413. Each user writes in turn, so the last acknowledged
+    value of each key is what must be stored.
     """
 
     url: str
@@ -239,8 +245,6 @@ class Traffic:
         with client(self.url, self.cookies[user]) as browser:
             while not self._stop.is_set():
                 n += 1
-                # A bounded set of keys, each overwritten in turn: a session of thousands
-                # of keys would outgrow max_size (64 bytes per key count) in a long test.
                 key = f"{user}-{n % KEYS_PER_USER:03d}"
                 sent = self._send(browser, user, "PUT", f"/api/kv/{key}", n)
                 if sent.status == 200 and sent.error is None:

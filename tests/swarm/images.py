@@ -331,11 +331,12 @@ def ensure_standins(report: BuildReport) -> dict[str, str]:
 APP_DOCKERFILES = {
     "FLASK_IMAGE": "examples/flask_app/Dockerfile",
     "STARLETTE_IMAGE": "examples/starlette_app/Dockerfile",
+    "DJANGO_IMAGE": "examples/django_app/Dockerfile",
 }
 
 
 def build_app_images(python_image: str, tag: str) -> dict[str, str]:
-    """Build both example apps from the users' Dockerfiles, on ``python_image``.
+    """Build the example apps from the users' Dockerfiles, on ``python_image``.
 
     The image names, keyed by the stack variable that takes each.
     """

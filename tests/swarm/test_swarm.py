@@ -1,7 +1,7 @@
 """docker-compose.yml deployed on a one-node swarm, driven from the host.
 
-Three Flask and three Starlette tasks, one Redis, and a balancer standing in
-for the routing mesh (tests/swarm/stack.yml says why). Every request goes to
+Three Flask, three Starlette and three Django tasks, one Redis, and a balancer
+standing in for the routing mesh (tests/swarm/stack.yml says why). Every request goes to
 the balancer on 127.0.0.1; the tests scale, update and kill tasks under
 traffic and check that no session, and no write to one, is lost.
 """
@@ -29,17 +29,17 @@ from tests.swarm.images import docker
 
 pytestmark = pytest.mark.swarm
 
-APPS: tuple[App, ...] = ("flask", "starlette")
+APPS: tuple[App, ...] = ("flask", "starlette", "django")
 SECRET_FILE = "/run/secrets/session_secret_key"
 
 
 def test_the_demo_user_walks_through_every_replica(stack: Stack) -> None:
-    replicas = stack.replicas("flask") | stack.replicas("starlette")
-    assert len(replicas) == 2 * REPLICAS
+    replicas = set().union(*(stack.replicas(app) for app in APPS))
+    assert len(replicas) == len(APPS) * REPLICAS
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         # Replies name their replica; the one that does not (GET /api/kv) shows "?".
-        ok = walk(stack.url("both"), lambda: "?")
+        ok = walk(stack.url("all"), lambda: "?")
     output = printed.getvalue()
     assert ok, output
     assert FINAL_LINE.search(output), output  # 1 session, 0 updates lost
@@ -51,11 +51,17 @@ def test_the_demo_user_walks_through_every_replica(stack: Stack) -> None:
     assert {row[5] for row in rows} >= set(APPS), output
 
 
-def test_one_cookie_on_both_published_ports(stack: Stack) -> None:
+def test_one_cookie_on_every_published_port(stack: Stack) -> None:
     with client(stack.url("flask")) as on_flask:
         check_one_cookie_on_both_frameworks(
             on_flask, lambda cookies: client(stack.url("starlette"), cookies), "both-ports"
         )
+    with client(stack.url("django")) as on_django:
+        login(on_django, "django-port")
+        on_django.post("/cart", json={"item": "from django"})
+        with client(stack.url("flask"), on_django.cookies) as on_flask:
+            state = on_flask.get("/api/state").json()
+        assert (state["framework"], state["user"], state["cart"]) == ("flask", "django-port", ["from django"])
 
 
 def test_the_signing_key_comes_from_the_docker_secret(stack: Stack) -> None:
@@ -75,7 +81,7 @@ def test_the_signing_key_comes_from_the_docker_secret(stack: Stack) -> None:
             assert env["SECRET_KEY_FILE"] == SECRET_FILE
             assert "SECRET_KEY" not in env  # the key is not in the environment (docker inspect)
             assert docker("exec", container["Id"], "cat", SECRET_FILE).strip() == stack.secret_key
-    with client(stack.url("both")) as browser:
+    with client(stack.url("all")) as browser:
         login(browser, "signed")
         cookie = browser.cookies["session"]
     assert CookieSigner([stack.secret_key], time.time).unsign(cookie, 3600) is not None
@@ -92,7 +98,7 @@ def test_sharedsession_stats_in_an_app_container_counts_the_live_sessions(stack:
     before = stats(stack, "flask")
     assert before["server"]["maxmemory_policy"] == "noeviction"
     assert before["warnings"] == []
-    browsers = [client(stack.url("both")) for _ in range(5)]
+    browsers = [client(stack.url("all")) for _ in range(5)]
     try:
         for i, browser in enumerate(browsers):
             login(browser, f"counted-{i}")
@@ -149,8 +155,8 @@ def test_a_rolling_update_keeps_every_session_and_fails_no_request(stack: Stack)
     sampler = threading.Thread(target=count_tasks, daemon=True)
     sampler.start()
     try:
-        with Traffic(stack.url("both"), prefix="update") as traffic:
-            for app in APPS:  # both at once, as one deploy would
+        with Traffic(stack.url("all"), prefix="update") as traffic:
+            for app in APPS:  # all at once, as one deploy would
                 docker("service", "update", "--force", "--detach", stack.service(app))
             for app in APPS:
                 wait_for(
@@ -174,7 +180,7 @@ def test_a_rolling_update_keeps_every_session_and_fails_no_request(stack: Stack)
     for app in APPS:
         assert served & before[app], f"{app}: no old task served"
         assert served & after[app], f"{app}: no new task served"
-    stack.wait_balanced("both", after["flask"] | after["starlette"])
+    stack.wait_balanced("all", set().union(*after.values()))
 
 
 def _update_done(stack: Stack, app: App) -> bool:
@@ -210,7 +216,7 @@ def test_a_killed_task_is_replaced_and_nothing_is_lost(stack: Stack) -> None:
 
 def test_sessions_survive_a_redis_restart(stack: Stack) -> None:
     assert stack.exec("redis", "redis-cli", "config", "get", "appendonly").split() == ["appendonly", "yes"]
-    browsers = [client(stack.url("both")) for _ in range(3)]
+    browsers = [client(stack.url("all")) for _ in range(3)]
     try:
         expected = []
         for i, browser in enumerate(browsers):

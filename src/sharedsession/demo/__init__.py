@@ -1,10 +1,10 @@
 """``sharedsession demo``: several replicas behind a round-robin balancer, one session.
 
 Starts a Redis (``REDIS_URL``, else a local ``redis-server``, else fakeredis's
-in-memory server), three replicas of the Flask example under gunicorn and
-three of the Starlette example under uvicorn, and a round-robin balancer on
-one port; then walks a scripted user through them and prints what each
-request saw. ``--serve`` keeps everything up for a browser until Ctrl-C.
+in-memory server), three replicas each of the Flask example (gunicorn), the
+Starlette example (uvicorn) and the Django example (gunicorn), and a
+round-robin balancer on one port; then walks a scripted user through them and
+prints what each request saw. ``--serve`` keeps everything up for a browser until Ctrl-C.
 Every process it started is stopped on the way out.
 """
 
@@ -38,7 +38,7 @@ from sharedsession.demo.walkthrough import walk
 
 __all__ = ["add_arguments", "run"]
 
-NEEDS = ("flask", "starlette", "gunicorn", "uvicorn", "multipart")
+NEEDS = ("flask", "starlette", "django", "gunicorn", "uvicorn", "multipart")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _start_replicas(n: int, env: dict[str, str], work: Path, children: list[Child]) -> list[Replica]:
-    frameworks: list[Framework] = ["flask", "starlette"]
+    frameworks: list[Framework] = ["flask", "starlette", "django"]
     replicas: list[Replica] = []
     # Interleaved, so that consecutive requests alternate between frameworks.
     for i in range(1, n + 1):

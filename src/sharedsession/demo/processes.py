@@ -26,7 +26,9 @@ from typing import Literal
 
 from sharedsession._urls import redact_url
 
-Framework = Literal["flask", "starlette"]
+Framework = Literal["flask", "starlette", "django"]
+#: Each framework's example app, under examples/.
+APP_DIRS: dict[Framework, str] = {"flask": "flask_app", "starlette": "starlette_app", "django": "django_app"}
 
 
 def free_port() -> int:
@@ -129,10 +131,11 @@ class Replica:
 
 
 def replica_command(framework: Framework, port: int, workers: int = 1) -> list[str]:
-    """The server command line for one replica of an example app."""
-    app_dir = examples_dir() / ("flask_app" if framework == "flask" else "starlette_app")
+    """The server command line for one replica of an example app (gunicorn, or uvicorn for Starlette)."""
+    app_dir = examples_dir() / APP_DIRS[framework]
     bind = f"127.0.0.1:{port}"
-    if framework == "flask":
+    if framework != "starlette":
+        app = "app:app" if framework == "flask" else "shop.wsgi"
         return [
             sys.executable,
             "-m",
@@ -145,7 +148,7 @@ def replica_command(framework: Framework, port: int, workers: int = 1) -> list[s
             bind,
             "--graceful-timeout",
             "2",
-            "app:app",
+            app,
         ]
     return [
         sys.executable,

@@ -1,0 +1,1 @@
+"""The Django example of sharedsession: the routes of examples/README.md."""

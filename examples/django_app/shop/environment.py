@@ -1,0 +1,48 @@
+"""The example's settings from the environment (the variables of examples/README.md).
+
+Kept apart from ``settings.py`` so that the tests read the same rules without
+configuring Django.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+BIND_IP = ("off", "exact", "subnet")
+
+
+def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """Django settings for the environment; a missing secret or a bad value refuses to start."""
+    if env.get("SECRET_KEY_FILE"):
+        keys = Path(env["SECRET_KEY_FILE"]).read_text(encoding="utf-8").split()  # a Docker secret
+    else:
+        keys = env.get("SECRET_KEY", "").split()
+    if not keys:
+        raise RuntimeError(
+            "Set SECRET_KEY (keys separated by spaces, newest first) or SECRET_KEY_FILE: "
+            "the example refuses to start without a key to sign session cookies"
+        )
+    idle = env.get("IDLE_TIMEOUT", "1800")
+    try:
+        idle_timeout = float(idle)
+    except ValueError:
+        raise RuntimeError(f"IDLE_TIMEOUT must be a number of seconds, got {idle!r}") from None
+    proxies = [cidr.strip() for cidr in env.get("TRUSTED_PROXIES", "").split(",") if cidr.strip()]
+    bind_ip = env.get("SESSION_BIND_IP", "off")
+    if bind_ip not in BIND_IP:
+        raise RuntimeError(f"SESSION_BIND_IP must be off, exact or subnet, got {bind_ip!r}")
+    return {
+        "SECRET_KEY": keys[0],
+        "SECRET_KEY_FALLBACKS": keys[1:],  # older keys still verify cookies (rotation)
+        "REPLICA_ID": env.get("REPLICA_ID") or socket.gethostname(),
+        "SHAREDSESSION": {
+            "redis_url": env.get("REDIS_URL", "redis://localhost:6379/1"),
+            "idle_timeout": idle_timeout,
+            "bind_ip": bind_ip,
+            "trusted_proxies": proxies,
+            "key_prefix": env.get("KEY_PREFIX", "sharedsession:"),
+        },
+    }
