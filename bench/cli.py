@@ -7,6 +7,7 @@
     python -m bench --frameworks flask --variants sharedsession,flask-session --routes read,write
     python -m bench render               # re-render results.md and the chart from results.json
     python -m bench profile              # py-spy on sharedsession's /read and /write
+    python -m bench sealing              # CPU cost of encryption at rest per request, in-process
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__.split("\n\n")[0] if __doc__ else ""
     )
-    p.add_argument("action", nargs="?", choices=["run", "render", "profile"], default="run")
+    p.add_argument("action", nargs="?", choices=["run", "render", "profile", "sealing"], default="run")
     p.add_argument("--duration", type=int, default=3, help="seconds of wrk per variant, route and round (3)")
     p.add_argument("--rounds", type=int, default=5, help="rounds; medians are over rounds (5)")
     p.add_argument("--quick", action="store_true", help="3 rounds of 1 s, fewer counted requests")
@@ -87,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.action == "profile":
         return _profile(args, frameworks)
+    if args.action == "sealing":
+        from bench import sealing
+
+        return sealing.main()
     builds: dict[str, str] = {}
     for spec in args.build:
         tag, sep, path = spec.partition("=")

@@ -178,7 +178,7 @@ def session_key(variant: Variant, prefix: str, cookie: str | None) -> str | None
     if cookie is None or not variant.server_side:
         return None
     value = cookie.split("=", 1)[1]
-    if variant.name == "sharedsession":
+    if variant.name.startswith("sharedsession"):  # sharedsession, sharedsession-enc
         from sharedsession._core.keys import handle_of
 
         return f"{prefix}sharedsession:s:{handle_of(value.split('.', 1)[0])}"

@@ -42,10 +42,12 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("flask", "none", "Flask, no session (floor)"),
     Variant("flask", "cookie", "Flask cookie session"),
     Variant("flask", "sharedsession", "sharedsession (Flask)"),
+    Variant("flask", "sharedsession-enc", "sharedsession, encrypted (Flask)"),
     Variant("flask", "flask-session", "Flask-Session (Redis)"),
     Variant("asgi", "none", "Starlette, no session (floor)"),
     Variant("asgi", "cookie", "Starlette cookie session"),
     Variant("asgi", "sharedsession", "sharedsession (ASGI)"),
+    Variant("asgi", "sharedsession-enc", "sharedsession, encrypted (ASGI)"),
     Variant("asgi", "starsessions", "starsessions (Redis)"),
 )
 

@@ -368,6 +368,7 @@ def chart(results: Results, path: Path) -> bool:
     fig, axes = plt.subplots(len(frameworks), 1, figsize=(10, 3.6 * len(frameworks)), squeeze=False)
     colours = {
         "sharedsession": "#1b7837",
+        "sharedsession-enc": "#5aae61",
         "cookie": "#9e9e9e",
         "flask-session": "#d6604d",
         "starsessions": "#4393c3",

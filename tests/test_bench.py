@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from bench import http, proxy, redis_tools, report, wrk
+from bench import http, proxy, redis_tools, report, sealing, wrk
 from bench.harness import Bench, Footprint, Lost, Options, Results, Sample, Work
 from bench.model import forge, variant
 
@@ -259,3 +259,12 @@ def test_a_tiny_run_measures_counts_and_writes(tmp_path: Path) -> None:
     assert (lost.writes, lost.lost, lost.failed) == (20, 0, 0)
     report.write(results, tmp_path, with_chart=False)
     assert "sharedsession (Flask)" in (tmp_path / "results.md").read_text()
+
+
+def test_the_sealing_measure_times_both_routes_plain_and_encrypted() -> None:
+    costs = sealing.measure(n=50, runs=1)
+    assert [c.route for c in costs] == ["read", "write"]
+    assert all(c.plain_us > 0 and c.sealed_us > 0 for c in costs)
+    text = sealing.report(costs)
+    assert "| /read |" in text
+    assert "| /write |" in text

@@ -62,6 +62,7 @@ def layer(name: str) -> str:
     return {
         "sharedsession._redis": "runner",
         "sharedsession._cache": "runner",  # the local cache's listener: I/O beside the runners
+        "sharedsession._aead": "runner",  # encryption at rest: cryptography, plugged into the core
         "sharedsession.store": "store",
     }.get(name, "outer")
 

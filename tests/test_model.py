@@ -23,6 +23,9 @@ real Redis is held to it:
 - every key has a TTL, a session's never past its idle or absolute deadline;
 - a save that raised left its session as before or as after, never lost.
 
+It runs twice per backend: plain, and with encryption at rest (every value
+in Redis must be sealed, and is opened for its session and key to be checked).
+
 Time is the stores' clock, moved by the machine; Redis's own expiry is replayed
 from the deadlines Redis holds (keys whose deadline passed are deleted), so
 the machine needs no sleeping. ``HYPOTHESIS_PROFILE=soak pytest tests/test_model.py``
@@ -51,10 +54,12 @@ from hypothesis.stateful import (
 )
 
 from sharedsession import ExpireCookie, Session, SessionConfig, SessionStore, SetCookie
+from sharedsession._aead import AesGcm
 from sharedsession._core import admin, codec
 from sharedsession._core import keys as k
 from sharedsession._core.expiry import Expiry
 from sharedsession._core.record import State
+from sharedsession._core.sealing import MARKER, Sealer
 from sharedsession._redis import Call
 from tests.support import SECRET, Backend, FakeClock, load_scripts, signer
 
@@ -66,6 +71,7 @@ REPLICAS = 2
 AGENTS = 3
 MAX_IN_FLIGHT = 4
 TOUCH_MS = IDLE_S * 100  # the default touch interval: a tenth of the idle timeout
+ENCRYPTION_KEY = bytes(range(32))
 
 settings.register_profile(
     "ci",
@@ -156,10 +162,13 @@ class AdminOp:
 
 
 class Replicas(RuleBasedStateMachine):
-    def __init__(self, backend: Backend, cached: bool = False) -> None:
+    def __init__(self, backend: Backend, variant: str = "plain") -> None:
         super().__init__()
         self.backend = backend
-        self.cached = cached
+        #: With the local cache on (the real server only), or encryption at rest.
+        self.cached = variant == "cached"
+        # Encryption at rest: the replicas seal every value; what Redis holds is opened to be checked.
+        self.sealer = Sealer([ENCRYPTION_KEY], AesGcm) if variant == "encrypted" else None
         self.cluster = backend.name == "cluster"
         self.clock = FakeClock()
         self.prefix = f"{backend.prefix}m{uuid.uuid4().hex[:8]}:"
@@ -187,6 +196,7 @@ class Replicas(RuleBasedStateMachine):
             absolute_timeout=ABSOLUTE_S,
             redis=client,
             local_cache=100 if self.cached else 0,
+            encryption_keys=[ENCRYPTION_KEY] if self.sealer else [],
         )
 
     def teardown(self) -> None:
@@ -215,10 +225,16 @@ class Replicas(RuleBasedStateMachine):
         return k.handle_of(sid), fresh
 
     def stored(self, handle: str) -> dict[str, str]:
-        return {
+        fields = {
             (f.decode() if isinstance(f, bytes) else f): (v.decode() if isinstance(v, bytes) else v)
             for f, v in self.raw.hgetall(self.keyspace.session(handle)).items()
         }
+        if self.sealer is not None:  # every value sealed, for its session and key: opened here
+            texts = {key: text for f, text in fields.items() if (key := k.key_of(f)) is not None}
+            assert all(text.startswith(MARKER) for text in texts.values()), f"{handle}: not sealed: {texts}"
+            opened = self.sealer.open_texts(handle, texts)
+            fields.update({k.field_of(key): text for key, text in opened.items()})
+        return fields
 
     def deadline_ms(self, key: str) -> int | None:
         """When Redis will expire ``key`` (ms since the epoch), None if it has no TTL, -1 if gone."""
@@ -658,12 +674,12 @@ def _key(call: Call) -> str:
     return str(args[3] if str(args[0]).upper() in ("EVALSHA", "EVAL") else args[1])
 
 
-@pytest.mark.parametrize("cached", [False, True], ids=["", "cached"])
+@pytest.mark.parametrize("variant", ["plain", "cached", "encrypted"])
 def test_replicas_keep_their_promises_under_any_interleaving_and_fault(
-    backend: Backend, cached: bool
+    backend: Backend, variant: str
 ) -> None:
     # (cached: with the real server only; conftest deselects the others)
     run_state_machine_as_test(
-        lambda: Replicas(backend, cached),  # type: ignore[arg-type]  # a factory works too
+        lambda: Replicas(backend, variant),  # type: ignore[arg-type]  # a factory works too
         settings=settings(settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))),
     )

@@ -6,6 +6,9 @@ the signing key and ``BENCH_PREFIX`` a prefix put in front of each library's
 default key prefix (empty on the benchmark's own Redis, so key sizes are the
 libraries' real ones).
 
+``sharedsession-enc`` is sharedsession with encryption at rest
+(``encryption_keys``: a key derived from ``BENCH_SECRET``).
+
 Routes, identical in every variant:
 
 - ``GET /anon``: does not touch the session.
@@ -18,6 +21,7 @@ Routes, identical in every variant:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,3 +46,10 @@ class AppSettings:
             secret=env.get("BENCH_SECRET", "bench-secret-key-0123456789abcdef"),
             prefix=env.get("BENCH_PREFIX", ""),
         )
+
+    @property
+    def encryption_keys(self) -> list[bytes]:
+        """sharedsession's ``encryption_keys`` in the ``sharedsession-enc`` variant, else none."""
+        if self.variant != "sharedsession-enc":
+            return []
+        return [hashlib.sha256(b"bench encryption key " + self.secret.encode()).digest()]

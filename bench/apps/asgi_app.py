@@ -2,6 +2,7 @@
 
 Variants: ``none`` (no session middleware: the floor), ``cookie``
 (Starlette's own signed-cookie ``SessionMiddleware``), ``sharedsession``,
+``sharedsession-enc`` (with encryption at rest),
 ``starsessions`` (with its ``RedisStore``; views load the session
 explicitly, its cheapest use: requests that do not need it cost nothing).
 """
@@ -16,7 +17,7 @@ from starlette.routing import Route
 
 from bench.apps import LIFETIME_SECONDS, LOGIN_DATA, AppSettings
 
-VARIANTS = ("none", "cookie", "sharedsession", "starsessions")
+VARIANTS = ("none", "cookie", "sharedsession", "sharedsession-enc", "starsessions")
 
 
 def create_app(settings: AppSettings) -> Starlette:
@@ -29,7 +30,7 @@ def create_app(settings: AppSettings) -> Starlette:
         from starlette.middleware.sessions import SessionMiddleware as CookieSessions
 
         middleware.append(Middleware(CookieSessions, secret_key=settings.secret, max_age=LIFETIME_SECONDS))
-    elif settings.variant == "sharedsession":
+    elif settings.variant in ("sharedsession", "sharedsession-enc"):
         from sharedsession.asgi import SessionMiddleware
 
         middleware.append(
@@ -38,6 +39,7 @@ def create_app(settings: AppSettings) -> Starlette:
                 secret_key=settings.secret,
                 redis_url=settings.redis_url,
                 key_prefix=settings.prefix + "sharedsession:",
+                encryption_keys=settings.encryption_keys,
             )
         )
     elif settings.variant == "starsessions":

@@ -1,8 +1,8 @@
 """The Flask app of the benchmark (gunicorn, one sync worker): ``bench.apps.flask_app:app``.
 
 Variants: ``none`` (no session: the floor), ``cookie`` (Flask's own signed
-cookie), ``sharedsession``, ``flask-session`` (Flask-Session with Redis, its
-defaults otherwise).
+cookie), ``sharedsession``, ``sharedsession-enc`` (with encryption at rest),
+``flask-session`` (Flask-Session with Redis, its defaults otherwise).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from flask.sessions import SessionInterface, SessionMixin
 
 from bench.apps import LOGIN_DATA, AppSettings
 
-VARIANTS = ("none", "cookie", "sharedsession", "flask-session")
+VARIANTS = ("none", "cookie", "sharedsession", "sharedsession-enc", "flask-session")
 
 
 class _NoSession(SessionInterface):
@@ -35,14 +35,18 @@ def create_app(settings: AppSettings) -> Flask:
     uses_session = settings.variant != "none"
     if settings.variant == "none":
         app.session_interface = _NoSession()
-    elif settings.variant == "sharedsession":
+    elif settings.variant in ("sharedsession", "sharedsession-enc"):
         from sharedsession import SessionConfig
         from sharedsession.flask import SharedSession
 
         prefix = settings.prefix + "sharedsession:"
-        SharedSession(
-            app, SessionConfig(secret_key=settings.secret, redis_url=settings.redis_url, key_prefix=prefix)
+        config = SessionConfig(
+            secret_key=settings.secret,
+            redis_url=settings.redis_url,
+            key_prefix=prefix,
+            encryption_keys=settings.encryption_keys,
         )
+        SharedSession(app, config)
     elif settings.variant == "flask-session":
         import redis
         from flask_session import Session  # type: ignore[import-untyped, import-not-found, unused-ignore]

@@ -25,6 +25,13 @@ Redis unreachable: loading a session (a request with a valid cookie) answers
 response with a 503 (its start has not gone out yet). Requests without a
 session cookie, and excluded paths, never touch Redis.
 
+With ``token_header`` set (``SessionConfig(token_header="Authorization")``),
+the session travels as ``Authorization: Bearer <token>`` rather than the
+cookie: the cookie is neither read nor set; a new, regenerated or renewed
+session's token goes out in a ``Session-Token`` response header (empty on
+``destroy()``), with ``Vary: Authorization`` and, unless the app set its own,
+``Cache-Control: no-store``. A request header given twice is not believed.
+
 ``websocket`` scopes get the session loaded the same way, but changes made
 during a websocket are **not saved**: there is no response to carry a new
 cookie. If Redis is unreachable, the handshake is denied (a 503 where the
@@ -45,6 +52,7 @@ from sharedsession._core.errors import StoreUnavailableError
 from sharedsession._core.http import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, UNAVAILABLE_STATUS, read_cookie
 from sharedsession._core.record import UNBOUND, Client
 from sharedsession._core.session import Session
+from sharedsession._core.tokens import TokenHeader
 from sharedsession.store import AsyncSessionStore
 
 if TYPE_CHECKING:
@@ -118,6 +126,8 @@ class SessionMiddleware:
         self.store = store
         self.config = store.config
         self.exclude_paths = _prefixes(exclude_paths)
+        #: With ``token_header``: where the token travels instead of the cookie.
+        self.tokens = TokenHeader.of(self.config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -143,7 +153,9 @@ class SessionMiddleware:
         if kind == "websocket":
             await self.app(scope, receive, send)  # loaded, never saved (see the module docstring)
             return
-        response = _SavingResponse(self.store, session, send, had_cookie=cookie is not None)
+        response = _SavingResponse(
+            self.store, session, send, had_cookie=cookie is not None, tokens=self.tokens
+        )
         try:
             await self.app(scope, receive, response.send)
         except BaseException:
@@ -155,11 +167,15 @@ class SessionMiddleware:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.exclude_paths)
 
     def _read_request(self, scope: Scope) -> tuple[str | None, Client]:
+        """The signed sid the request carries (its cookie value, or its token), and its client."""
         # Servers lowercase request header names (ASGI spec); values are bytes, latin-1.
         headers = scope.get("headers") or ()
-        # HTTP/2 may split cookies over several headers.
-        cookies = [value.decode("latin-1") for name, value in headers if name == b"cookie"]
-        cookie = read_cookie("; ".join(cookies), self.config.cookie_name) if cookies else None
+        if self.tokens is not None:  # a token session: the cookie is not even read
+            cookie = _read_token(headers, self.tokens)
+        else:
+            # HTTP/2 may split cookies over several headers.
+            cookies = [value.decode("latin-1") for name, value in headers if name == b"cookie"]
+            cookie = read_cookie("; ".join(cookies), self.config.cookie_name) if cookies else None
         if not self.store.binds:
             return cookie, UNBOUND  # nothing about the client is used
         forwarded: list[str] = []
@@ -193,13 +209,22 @@ class _SavingResponse:
     out at once, saved at their start.
     """
 
-    __slots__ = ("_had_cookie", "_held", "_replaced", "_send", "_session", "_store")
+    __slots__ = ("_had_cookie", "_held", "_replaced", "_send", "_session", "_store", "_tokens")
 
-    def __init__(self, store: AsyncSessionStore, session: Session, send: Send, *, had_cookie: bool) -> None:
+    def __init__(
+        self,
+        store: AsyncSessionStore,
+        session: Session,
+        send: Send,
+        *,
+        had_cookie: bool,
+        tokens: TokenHeader | None = None,
+    ) -> None:
         self._store = store
         self._session = session
         self._send = send
-        self._had_cookie = had_cookie
+        self._had_cookie = had_cookie  # a cookie, or a token, came in
+        self._tokens = tokens
         self._held: list[Message] | None = None
         self._replaced = False
 
@@ -250,10 +275,19 @@ class _SavingResponse:
         if action is None and not self._had_cookie:
             return start  # no cookie in or out: nothing to add
         headers = list(start.get("headers") or ())
-        if action is not None:
-            headers.append((b"set-cookie", store.cookie_header(action).encode("latin-1")))
-        # The response depends on the cookie: shared caches must not hand it to others.
-        _add_vary_cookie(headers)
+        tokens = self._tokens
+        if tokens is None:
+            if action is not None:
+                headers.append((b"set-cookie", store.cookie_header(action).encode("latin-1")))
+            # The response depends on the cookie: shared caches must not hand it to others.
+            _add_vary(headers, "Cookie")
+            return {**start, "headers": headers}
+        if action is not None:  # a token session: never Set-Cookie
+            token = tokens.response_value(action)
+            headers.append((tokens.response.lower().encode("latin-1"), token.encode("latin-1")))
+            if token and not any(name.lower() == b"cache-control" for name, _ in headers):
+                headers.append((b"cache-control", b"no-store"))  # no cache may keep a token
+        _add_vary(headers, tokens.name)
         return {**start, "headers": headers}
 
 
@@ -289,20 +323,30 @@ def _prefixes(paths: Iterable[str]) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
-def _add_vary_cookie(headers: list[Any]) -> None:
+def _add_vary(headers: list[Any], header: str) -> None:
+    """Name ``header`` in the response's Vary (unless it is there already, or ``*``)."""
+    wanted = header.encode("latin-1")
     first = -1
     for i, (name, value) in enumerate(headers):
         if name.lower() == b"vary":
             tokens = {token.strip().lower() for token in value.split(b",")}
-            if b"cookie" in tokens or b"*" in tokens:
+            if wanted.lower() in tokens or b"*" in tokens:
                 return
             if first < 0:
                 first = i
     if first >= 0:
         name, value = headers[first]
-        headers[first] = (name, value + b", Cookie")
+        headers[first] = (name, value + b", " + wanted)
     else:
-        headers.append((b"vary", b"Cookie"))
+        headers.append((b"vary", wanted))
+
+
+def _read_token(headers: Iterable[tuple[bytes, bytes]], tokens: TokenHeader) -> str | None:
+    """The token of the request's token header; None if absent, or given more than once."""
+    wanted = tokens.asgi_name
+    values = [value for name, value in headers if name == wanted]
+    # Two values (two proxies, or a client and a proxy, disagreeing): trust neither.
+    return tokens.read(values[0].decode("latin-1")) if len(values) == 1 else None
 
 
 async def _send_unavailable(send: Send) -> None:

@@ -406,7 +406,7 @@ class SessionData(Session):
     @contextlib.contextmanager
     def _unlinking(self, key: str | None) -> Iterator[None]:
         """Unlink the user if this removes the login that linked it."""
-        linked = key == AUTH_USER_KEY and key in self and self.user_id == _user_id_of(dict.get(self, key))
+        linked = key == AUTH_USER_KEY and key in self and self.user_id == _user_id_of(self.get(key))
         yield
         if linked and key not in self:
             self.user_id = None
@@ -525,7 +525,7 @@ class SessionStore(SessionBase):
         """Take freshly loaded data as this session's; ends it if its Django expiry has passed."""
         if data.new:
             self._session_key = None  # no cookie, or one naming no live session: never adopted
-        elif _expired(dict.get(data, EXPIRY_KEY)):
+        elif _expired(data.get(EXPIRY_KEY)):
             log.debug("session %s: its set_expiry() deadline has passed; ending it", data.handle)
             data.destroy()  # the stored session ends at the next save (the middleware's)
             self._session_key = None
@@ -917,7 +917,7 @@ def _cookie_morsel(session: SessionStore, *, saved: bool) -> Morsel[str] | None:
     """
     action, session._cookie = session._cookie, None
     data = session._loaded()
-    custom = dict.get(data, EXPIRY_KEY) if data is not None else None
+    custom = data.get(EXPIRY_KEY) if data is not None else None
     if action is None:
         # Django re-sends the cookie whenever a session with its own expiry changes
         # (or loses it: the browser's copy still has the old lifetime).

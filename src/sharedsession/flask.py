@@ -52,6 +52,18 @@ rather than silently keeping a persistent cookie. Flask's
 ``PERMANENT_SESSION_LIFETIME`` and ``SESSION_REFRESH_EACH_REQUEST`` are not
 used; see ``SHAREDSESSION_IDLE_TIMEOUT`` and ``SHAREDSESSION_ABSOLUTE_TIMEOUT``.
 
+Header tokens (API and mobile clients)
+--------------------------------------
+With ``SHAREDSESSION_TOKEN_HEADER = "Authorization"`` the session travels as
+``Authorization: Bearer <token>`` instead of the cookie: the cookie is
+neither read nor set, and a new, regenerated or renewed session's token is
+sent back in a ``Session-Token`` response header (empty on ``destroy()``:
+drop it), with ``Vary: Authorization`` and, unless the view set its own,
+``Cache-Control: no-store`` (see ``_core/tokens.py``). Another
+header name carries the bare token both ways. Servers that hide
+Authorization from WSGI apps (Apache mod_wsgi: ``WSGIPassAuthorization On``)
+must be told to pass it.
+
 Client address (binding) and ProxyFix
 -------------------------------------
 The peer is the WSGI ``REMOTE_ADDR``; ``X-Forwarded-For`` is believed only
@@ -85,6 +97,7 @@ from sharedsession._core.http import (
 )
 from sharedsession._core.record import UNBOUND, State
 from sharedsession._core.session import Session
+from sharedsession._core.tokens import TokenHeader
 from sharedsession.store import SessionStore
 
 if TYPE_CHECKING:
@@ -189,18 +202,20 @@ class FlaskSession(Session, SessionMixin):
     stored yet), ``permanent`` (always True, see the module docstring).
     """
 
-    __slots__ = ("_accessed", "_closed", "_cookie", "_load_error", "_pending")
+    __slots__ = ("_accessed", "_closed", "_cookie", "_load_error", "_pending", "_tokens")
     _accessed: bool
     _closed: bool
     _cookie: CookieAction | None
     _load_error: StoreUnavailableError | None
     _pending: tuple[SessionStore, Request] | None
+    _tokens: TokenHeader | None
 
-    def __init__(self, store: SessionStore, request: Request) -> None:
+    def __init__(self, store: SessionStore, request: Request, tokens: TokenHeader | None = None) -> None:
         super().__init__(max_size=store.config.max_size)
         # Nothing is read from the request until the first use: a view that
         # never touches the session costs no cookie parsing either.
         self._pending = (store, request)
+        self._tokens = tokens  # None: the cookie carries the session, else this header
         self._accessed = False
         self._closed = False  # no more saves: the view failed, or a save did
         self._cookie = None  # what the last save asked of the cookie
@@ -222,9 +237,13 @@ class FlaskSession(Session, SessionMixin):
             headers = request.headers
             peer = request.environ.get("REMOTE_ADDR")
             client = store.client(peer, headers.getlist("X-Forwarded-For"), headers.get("User-Agent"))
-        # Only our cookie is wanted: read it from the header (as the ASGI adapter
-        # does) rather than have werkzeug parse every cookie into a MultiDict.
-        cookie_value = read_cookie(request.environ.get("HTTP_COOKIE"), store.config.cookie_name)
+        tokens = self._tokens
+        if tokens is not None:  # a token session: the cookie is not even read
+            cookie_value = tokens.read(request.environ.get(tokens.environ_key))
+        else:
+            # Only our cookie is wanted: read it from the header (as the ASGI adapter
+            # does) rather than have werkzeug parse every cookie into a MultiDict.
+            cookie_value = read_cookie(request.environ.get("HTTP_COOKIE"), store.config.cookie_name)
         try:
             store.load(cookie_value, client, into=self)  # fills this object, no copy
         except StoreUnavailableError as exc:
@@ -411,12 +430,15 @@ class SharedSessionInterface(SessionInterface):
     ``save_session`` for anything changed later (by ``after_request``
     functions that run after ours, or in ``client.session_transaction()``);
     that second save writes nothing unless something changed. ``save_session``
-    also sets or expires the cookie and adds ``Vary: Cookie``.
+    also sets or expires the cookie and adds ``Vary: Cookie``; with
+    ``token_header``, it sends the token in a response header instead, with
+    ``Vary`` naming the request header.
     """
 
     def __init__(self, store: SessionStore) -> None:
         self.store = store
         self.config = store.config
+        self.tokens = TokenHeader.of(store.config)
 
     def get_cookie_name(self, app: Flask) -> str:
         return self.config.cookie_name
@@ -440,22 +462,30 @@ class SharedSessionInterface(SessionInterface):
         return False
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
-        session = FlaskSession(self.store, request)
+        session = FlaskSession(self.store, request, self.tokens)
         request.environ[_ENVIRON_KEY] = session
         return session
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, FlaskSession):
             return
+        tokens = self.tokens
+        vary = "Cookie" if tokens is None else tokens.name
         if session.accessed:
-            _vary_on_cookie(response)
+            _vary_on(response, vary)
         # Raises only for changes made after our after_request function (Flask
         # then answers 500); the usual save, in that function, has run by now.
         self.commit(session)
         action, session._cookie = session._cookie, None
         if action is not None:
-            response.headers.add("Set-Cookie", self.store.cookie_header(action))
-            _vary_on_cookie(response)
+            if tokens is None:
+                response.headers.add("Set-Cookie", self.store.cookie_header(action))
+            else:  # a token session: never Set-Cookie
+                token = tokens.response_value(action)
+                response.headers[tokens.response] = token
+                if token and "Cache-Control" not in response.headers:
+                    response.headers["Cache-Control"] = "no-store"  # no cache may keep a token
+            _vary_on(response, vary)
 
     def commit(self, session: FlaskSession) -> None:
         """Write what changed, unless the session was never loaded or is closed.
@@ -549,13 +579,13 @@ def store_unavailable(error: StoreUnavailableError) -> Response:
 session = cast(FlaskSession, flask.session)
 
 
-def _vary_on_cookie(response: Response) -> None:
-    """``response.vary.add("Cookie")``, without a HeaderSet when there is no Vary yet."""
+def _vary_on(response: Response, name: str) -> None:
+    """``response.vary.add(name)``, without a HeaderSet when there is no Vary yet."""
     headers = response.headers
     if "Vary" not in headers:
-        headers["Vary"] = "Cookie"
+        headers["Vary"] = name
     else:
-        response.vary.add("Cookie")
+        response.vary.add(name)
 
 
 def _request_session() -> FlaskSession | None:

@@ -31,6 +31,7 @@ from sharedsession._core.keys import KeySpace
 from sharedsession._core.ops import Steps
 from sharedsession._core.plan import SaveResult, SessionCore
 from sharedsession._core.record import UNBOUND, Client
+from sharedsession._core.sealing import CipherFactory
 from sharedsession._core.session import Session
 
 __all__ = ["SCAN_PAGE", "AsyncSessionStore", "SessionInfo", "SessionStore"]
@@ -46,7 +47,7 @@ class _Base:
         if not isinstance(config, SessionConfig):
             raise TypeError(f"expected a SessionConfig, got {type(config).__name__}")
         self.config = config
-        self._core = SessionCore(config, clock=clock)
+        self._core = SessionCore(config, clock=clock, cipher=_cipher(config))
         self._cache: _cache.LocalCache | None = None
 
     def _start_cache(self, client: Any, reconnect: Callable[[_cache.Invalidations], None]) -> None:
@@ -112,6 +113,15 @@ class _Base:
     def _revoke_user(self, user_id: str) -> Steps[int]:
         core = self._core
         return admin.revoke_user(core.keys, user_id, core.now_ms())
+
+
+def _cipher(config: SessionConfig) -> CipherFactory | None:
+    """The AEAD of encryption at rest, when ``encryption_keys`` are set (the ``encryption`` extra)."""
+    if not config.sealing_keys:
+        return None
+    from sharedsession._aead import AesGcm  # imports cryptography: only when asked for
+
+    return AesGcm
 
 
 class SessionStore(_Base):

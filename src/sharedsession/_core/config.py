@@ -14,6 +14,7 @@ from typing import TypedDict
 from urllib.parse import urlsplit
 
 from sharedsession._core.binding import BindIp, Network, binds, check_bind_ip, parse_networks
+from sharedsession._core.sealing import sealing_keys
 
 __all__ = ["SessionConfig", "SessionFields"]
 
@@ -82,9 +83,20 @@ class SessionConfig:
     #: may expire up to this much earlier than idle_timeout after its last use.
     #: Default: a tenth of idle_timeout.
     touch_interval: float | None = None
+    #: Keys that seal every stored value (encryption at rest: AES-256-GCM, see
+    #: sealing.py), newest first: 32 bytes each, or their base64 text. The first
+    #: seals, every one opens. Needs the ``encryption`` extra (cryptography).
+    #: Empty: values are stored plain.
+    encryption_keys: str | bytes | Sequence[str | bytes] = field(default=(), repr=False)
+    #: Carry the session token in this request header instead of the cookie (API and
+    #: mobile clients; see tokens.py): "Authorization" (as ``Bearer <token>``) or
+    #: another header name (the bare token). None: the cookie.
+    token_header: str | None = None
 
     trusted_networks: tuple[Network, ...] = field(init=False, repr=False, compare=False)
     secret_keys: tuple[str | bytes, ...] = field(init=False, repr=False, compare=False)
+    #: ``encryption_keys`` as 32-byte keys, newest first; () when values are stored plain.
+    sealing_keys: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
     #: Whether sessions are bound to their client (``bind_ip`` or ``bind_user_agent``).
     #: When not, a request's client is never looked at.
     binds: bool = field(init=False, repr=False, compare=False)
@@ -136,6 +148,8 @@ class SessionConfig:
                 f"({self.idle_timeout}), got {touch}"
             )
         set_(self, "touch_seconds", float(touch))
+        set_(self, "sealing_keys", sealing_keys(self.encryption_keys))  # encryption at rest
+        _check_token_header(self.token_header)  # header tokens
 
     def _check_cookie(self) -> None:
         _check_type("cookie_name", self.cookie_name, str)
@@ -198,6 +212,8 @@ class SessionFields(TypedDict, total=False):
     local_cache: int
     local_cache_bytes: int
     touch_interval: float | None
+    encryption_keys: str | bytes | Sequence[str | bytes]
+    token_header: str | None
 
 
 def _secret_keys(value: object) -> tuple[str | bytes, ...]:
@@ -240,4 +256,18 @@ def _check_redis_url(url: object) -> None:
     if scheme not in _REDIS_SCHEMES:
         raise ValueError(
             f"SessionConfig.redis_url must start with redis://, rediss:// or unix://, got {url!r}"
+        )
+
+
+def _check_token_header(name: str | None) -> None:
+    if name is None:
+        return
+    _check_type("token_header", name, str)
+    # A header field name is an RFC 9110 token, as a cookie name is.
+    if not _COOKIE_NAME.match(name):
+        raise ValueError(f"SessionConfig.token_header is not a valid header name: {name!r}")
+    if name.lower() in ("cookie", "set-cookie"):
+        raise ValueError(
+            "SessionConfig.token_header names a header of its own (a token instead of the cookie, "
+            f"never both): not {name!r}"
         )

@@ -31,6 +31,7 @@ from sharedsession._core.http import CookieAction, ExpireCookie, SetCookie
 from sharedsession._core.ops import Arg, Batch, Command, Script, Steps
 from sharedsession._core.record import UNBOUND, Client, Record, State
 from sharedsession._core.scripts import CREATE, INDEX_ADD, LOAD, READ, RETIRE, TOUCH, UPDATE
+from sharedsession._core.sealing import CipherFactory, UnopenedValueError, sealer_of
 from sharedsession._core.session import Session
 from sharedsession._core.signing import CookieSigner, new_sid
 
@@ -60,8 +61,16 @@ GONE = SaveResult("gone")
 class SessionCore:
     """All the decisions of loading and saving sessions, for one SessionConfig."""
 
-    def __init__(self, config: SessionConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        cipher: CipherFactory | None = None,
+    ) -> None:
         self.config = config
+        # Encryption at rest (sealing.py): None when values are stored plain.
+        self.sealer = sealer_of(config.sealing_keys, cipher)
         self.keys = k.KeySpace(config.key_prefix)
         self.expiry = Expiry.of(config.idle_timeout, config.absolute_timeout)
         self.signer = CookieSigner(config.secret_keys, clock)
@@ -190,6 +199,8 @@ class SessionCore:
         try:
             created_ms = int(meta[k.CREATED])
             cap_ms = int(meta[k.CAP]) if k.CAP in meta else None
+            if self.sealer is not None:  # encryption at rest: opened here, plain in memory
+                texts = self.sealer.open_texts(handle, texts)  # UnopenedValueError: a ValueError
             # Kept as stored, to tell at save which values changed (UnicodeError
             # for text that cannot be stored as it came, a ValueError too).
             fields = {key: text.encode("utf-8") for key, text in texts.items()}
@@ -315,6 +326,8 @@ class SessionCore:
         linked = user is not None
         renew = self.expiry.renewal_due(now, record.cookie_issued_s, record.created_ms, record.cap_ms, linked)
         sets, dels = _delta(*_changes(record.fields, fields))
+        if self.sealer is not None and sets:  # encryption at rest: sealed on the way out
+            sets = self.sealer.seal_pairs(record.handle, sets)
         cap = record.cap_ms
         if relinked or (renew and linked):
             horizon = self.expiry.horizon_ms(now, record.created_ms) if linked else None
@@ -383,7 +396,13 @@ class SessionCore:
                 return GONE
             # Written meanwhile by another replica: carry what is stored now, plus our changes.
             relink = session._user_id if relinked else None
-            old, new = self._rebuild(old, new, current, changed, removed, relink, now)
+            try:
+                old, new = self._rebuild(old, new, current, changed, removed, relink, now)
+            except UnopenedValueError as exc:
+                # Encryption at rest: what is stored now does not open, as at load: not carried on.
+                log.warning("session %s: %s; regenerate() dropped", old.handle, exc)
+                yield (Command(("DEL", self.keys.session(new.handle))),)
+                return GONE
             replace = True
         yield (Command(("DEL", self.keys.session(new.handle))),)
         raise StoreUnavailableError(f"session {old.handle} kept changing while regenerate() saved; try again")
@@ -405,6 +424,8 @@ class SessionCore:
         set one, else the stored one.
         """
         meta, texts = _split(current)
+        if self.sealer is not None:  # encryption at rest
+            texts = self.sealer.open_texts(old.handle, texts)
         stored = {key: text.encode("utf-8") for key, text in texts.items()}
         merged = {key: raw for key, raw in stored.items() if key not in removed}
         merged.update(changed)
@@ -453,7 +474,8 @@ class SessionCore:
             (k.USER_AGENT, record.user_agent),
         )
         pairs += [arg for name, value in optional if value is not None for arg in (name, value)]
-        pairs += [arg for key_, raw in record.fields.items() for arg in (k.field_of(key_), raw)]
+        values: list[Arg] = [arg for key_, raw in record.fields.items() for arg in (k.field_of(key_), raw)]
+        pairs += values if self.sealer is None else self.sealer.seal_pairs(record.handle, values)
         deadline = self.expiry.ttl_deadline_ms(now, record.cap_ms)
         return Script(CREATE, self.keys.session(record.handle), (deadline, "1" if replace else "0", *pairs))
 
