@@ -303,7 +303,9 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
             "TRUSTED_PROXIES": "10.0.0.0/8, 172.16.0.0/12,",
             "SESSION_BIND_IP": "subnet",
             "IDLE_TIMEOUT": "900",
+            "ABSOLUTE_TIMEOUT": "86400",
             "KEY_PREFIX": "shop:",
+            "LOCAL_CACHE": "500",
         }
     )
     assert settings == {
@@ -313,9 +315,11 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
         "SHAREDSESSION": {
             "redis_url": "redis://redis:6379/3",
             "idle_timeout": 900,
+            "absolute_timeout": 86400,
             "bind_ip": "subnet",
             "trusted_proxies": ["10.0.0.0/8", "172.16.0.0/12"],
             "key_prefix": "shop:",
+            "local_cache": 500,
         },
     }
     secret_file = tmp_path / "session_key"
@@ -326,15 +330,21 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
     assert defaults["SHAREDSESSION"] == {
         "redis_url": "redis://localhost:6379/1",
         "idle_timeout": 1800,
+        "absolute_timeout": None,
         "bind_ip": "off",
         "trusted_proxies": [],
         "key_prefix": "sharedsession:",
+        "local_cache": 0,
     }
     for bad, message in (({}, "SECRET_KEY"), ({"SECRET_KEY": "  "}, "SECRET_KEY")):
         with pytest.raises(RuntimeError, match=message):
             read(bad)
     with pytest.raises(RuntimeError, match="IDLE_TIMEOUT"):
         read({"SECRET_KEY": SECRET, "IDLE_TIMEOUT": "half an hour"})
+    with pytest.raises(RuntimeError, match="ABSOLUTE_TIMEOUT"):
+        read({"SECRET_KEY": SECRET, "ABSOLUTE_TIMEOUT": "a day"})
+    with pytest.raises(RuntimeError, match="LOCAL_CACHE"):
+        read({"SECRET_KEY": SECRET, "LOCAL_CACHE": "lots"})
     with pytest.raises(RuntimeError, match="SESSION_BIND_IP"):
         read({"SECRET_KEY": SECRET, "SESSION_BIND_IP": "strict"})
 

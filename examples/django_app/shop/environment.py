@@ -25,11 +25,11 @@ def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
             "Set SECRET_KEY (keys separated by spaces, newest first) or SECRET_KEY_FILE: "
             "the example refuses to start without a key to sign session cookies"
         )
-    idle = env.get("IDLE_TIMEOUT", "1800")
-    try:
-        idle_timeout = float(idle)
-    except ValueError:
-        raise RuntimeError(f"IDLE_TIMEOUT must be a number of seconds, got {idle!r}") from None
+    idle_timeout = _seconds(env, "IDLE_TIMEOUT", "1800")
+    absolute_timeout = _seconds(env, "ABSOLUTE_TIMEOUT", "0") or None
+    cache = env.get("LOCAL_CACHE") or "0"
+    if not cache.isdigit():
+        raise RuntimeError(f"LOCAL_CACHE must be a whole number, got {cache!r}")
     proxies = [cidr.strip() for cidr in env.get("TRUSTED_PROXIES", "").split(",") if cidr.strip()]
     bind_ip = env.get("SESSION_BIND_IP", "off")
     if bind_ip not in BIND_IP:
@@ -41,8 +41,18 @@ def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         "SHAREDSESSION": {
             "redis_url": env.get("REDIS_URL", "redis://localhost:6379/1"),
             "idle_timeout": idle_timeout,
+            "absolute_timeout": absolute_timeout,
             "bind_ip": bind_ip,
             "trusted_proxies": proxies,
             "key_prefix": env.get("KEY_PREFIX", "sharedsession:"),
+            "local_cache": int(cache),
         },
     }
+
+
+def _seconds(env: Mapping[str, str], name: str, default: str) -> float:
+    given = env.get(name) or default
+    try:
+        return float(given)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a number of seconds, got {given!r}") from None
