@@ -6,7 +6,7 @@ Each of these failed before the fix it names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,33 +14,7 @@ import redis
 
 from sharedsession import SessionConfig, SessionStore, SetCookie, StoreUnavailableError
 from sharedsession._core import admin
-from sharedsession._redis import Call
-from tests.support import SECRET, Backend, FakeClock, load_scripts
-
-
-class Stepper:
-    """A store's step driven one round trip at a time, so that another can run in between."""
-
-    def __init__(self, store: SessionStore, steps: Generator[Any, Any, Any]) -> None:
-        self.store = store
-        self.exchange = store._runner._exchange(steps)
-        self.calls: list[Call] | None = self.exchange.send(None)  # type: ignore[arg-type]
-        self.result: Any = None
-        self.done = False
-
-    def trip(self) -> None:
-        assert not self.done
-        assert self.calls is not None
-        raw = self.store._runner._send(self.calls)
-        try:
-            self.calls = self.exchange.send(raw)
-        except StopIteration as stop:
-            self.result, self.done = stop.value, True
-
-    def finish(self) -> Any:
-        while not self.done:
-            self.trip()
-        return self.result
+from tests.support import SECRET, Backend, FakeClock, Stepper, load_scripts
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from sharedsession._core.config import SessionConfig
 from sharedsession._core.errors import (
     SessionDataError,
     SessionError,
+    SessionLimitError,
     SessionTooLargeError,
     StoreUnavailableError,
     UnserializableValueError,
@@ -33,6 +34,7 @@ __all__ = [
     "SessionDataError",
     "SessionError",
     "SessionInfo",
+    "SessionLimitError",
     "SessionStore",
     "SessionTooLargeError",
     "SetCookie",

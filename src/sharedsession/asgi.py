@@ -22,7 +22,10 @@ One request, for an ``http`` scope:
 
 Redis unreachable: loading a session (a request with a valid cookie) answers
 503 at once without calling the app; a save that fails replaces the app's
-response with a 503 (its start has not gone out yet). Requests without a
+response with a 503 (its start has not gone out yet). A login refused by
+``max_sessions_per_user`` (``on_session_limit="refuse"``) replaces it with a
+403 the same way; to answer it yourself, save in the view first
+(``await save_session(request)``) and catch :class:`~sharedsession.SessionLimitError`. Requests without a
 session cookie, and excluded paths, never touch Redis.
 
 With ``token_header`` set (``SessionConfig(token_header="Authorization")``),
@@ -48,8 +51,17 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from typing import TYPE_CHECKING, Any
 
 from sharedsession._core.config import SessionConfig, SessionFields
-from sharedsession._core.errors import StoreUnavailableError
-from sharedsession._core.http import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, UNAVAILABLE_STATUS, read_cookie
+from sharedsession._core.errors import SessionLimitError, StoreUnavailableError
+from sharedsession._core.http import (
+    LIMIT_BODY,
+    LIMIT_HEADERS,
+    LIMIT_STATUS,
+    UNAVAILABLE_BODY,
+    UNAVAILABLE_HEADERS,
+    UNAVAILABLE_STATUS,
+    CookieAction,
+    read_cookie,
+)
 from sharedsession._core.record import UNBOUND, Client
 from sharedsession._core.session import Session
 from sharedsession._core.tokens import TokenHeader
@@ -58,7 +70,7 @@ from sharedsession.store import AsyncSessionStore
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["SessionMiddleware", "get_session"]
+__all__ = ["SessionMiddleware", "get_session", "save_session"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +86,11 @@ _UNAVAILABLE_HEADERS = tuple(
     (name.encode("latin-1"), value.encode("latin-1"))
     for name, value in (*UNAVAILABLE_HEADERS, ("content-length", str(len(UNAVAILABLE_BODY))))
 )
+_LIMIT_HEADERS = tuple(
+    (name.encode("latin-1"), value.encode("latin-1"))
+    for name, value in (*LIMIT_HEADERS, ("content-length", str(len(LIMIT_BODY))))
+)
+_RESPONSE_KEY = "sharedsession.response"
 # Before accept, a close is a denial (servers answer 403); 1013 is "try again later".
 _WS_TRY_AGAIN_LATER = 1013
 
@@ -156,6 +173,7 @@ class SessionMiddleware:
         response = _SavingResponse(
             self.store, session, send, had_cookie=cookie is not None, tokens=self.tokens
         )
+        scope[_RESPONSE_KEY] = response  # for save_session()
         try:
             await self.app(scope, receive, response.send)
         except BaseException:
@@ -209,7 +227,17 @@ class _SavingResponse:
     out at once, saved at their start.
     """
 
-    __slots__ = ("_had_cookie", "_held", "_replaced", "_send", "_session", "_store", "_tokens")
+    __slots__ = (
+        "_closed",
+        "_early",
+        "_had_cookie",
+        "_held",
+        "_replaced",
+        "_send",
+        "_session",
+        "_store",
+        "_tokens",
+    )
 
     def __init__(
         self,
@@ -227,6 +255,8 @@ class _SavingResponse:
         self._tokens = tokens
         self._held: list[Message] | None = None
         self._replaced = False
+        self._early: CookieAction | None = None  # the cookie of a save_session() in the view
+        self._closed = False  # a save_session() failed: nothing more is saved
 
     async def send(self, message: Message) -> None:
         if self._replaced:
@@ -260,11 +290,23 @@ class _SavingResponse:
         for message in held or ():
             await self._send(message)
 
+    async def save_now(self) -> None:
+        """Save in the view (``save_session``): errors go to the view; the cookie waits for the response."""
+        if self._closed or not self._store.needs_save(self._session):
+            return
+        try:
+            result = await self._store.save(self._session)
+        except BaseException:
+            self._closed = True  # as at the response: a failed save is not tried again
+            raise
+        if result.cookie is not None:
+            self._early = result.cookie
+
     async def _saved(self, start: Message) -> Message:
         """Save the session; return the start message with the cookie headers (or send a 503)."""
         store, session = self._store, self._session
         action = None  # an anonymous request that stored nothing: nothing to save
-        if store.needs_save(session):
+        if not self._closed and store.needs_save(session):
             try:
                 action = (await store.save(session)).cookie
             except StoreUnavailableError as exc:
@@ -272,6 +314,13 @@ class _SavingResponse:
                 self._replaced = True
                 await _send_unavailable(self._send)
                 return start
+            except SessionLimitError as exc:  # a login refused by max_sessions_per_user
+                log.info("login refused by the session limit, response replaced by a 403: %s", exc)
+                self._replaced = True
+                await _send_plain(self._send, LIMIT_STATUS, _LIMIT_HEADERS, LIMIT_BODY)
+                return start
+        if action is None:
+            action = self._early  # saved in the view; nothing that changed since moved the cookie
         if action is None and not self._had_cookie:
             return start  # no cookie in or out: nothing to add
         headers = list(start.get("headers") or ())
@@ -306,6 +355,26 @@ def get_session(connection: Mapping[str, object]) -> Session:
             "and check that this path is not in its exclude_paths"
         )
     return session
+
+
+async def save_session(connection: Mapping[str, object]) -> None:
+    """Save the request's session now, in the view: ``await save_session(request)``.
+
+    For a view that must know the save went through before it answers: a
+    login under ``max_sessions_per_user`` with ``on_session_limit="refuse"``
+    catches :class:`~sharedsession.SessionLimitError` here and answers with its
+    own message. Raises what a save raises (also
+    :class:`~sharedsession.StoreUnavailableError`); after a failure nothing more
+    of this request is saved. Changes made after it are saved with the
+    response as usual, and the cookie goes out with the response.
+    """
+    response = connection.get(_RESPONSE_KEY)
+    if not isinstance(response, _SavingResponse):
+        raise RuntimeError(
+            "save_session: no sharedsession session here (the middleware is not installed, the path is "
+            "excluded, or this is a websocket, whose changes are never saved)"
+        )
+    await response.save_now()
 
 
 def _prefixes(paths: Iterable[str]) -> tuple[str, ...]:
@@ -350,9 +419,12 @@ def _read_token(headers: Iterable[tuple[bytes, bytes]], tokens: TokenHeader) -> 
 
 
 async def _send_unavailable(send: Send) -> None:
-    headers = list(_UNAVAILABLE_HEADERS)
-    await send({"type": "http.response.start", "status": UNAVAILABLE_STATUS, "headers": headers})
-    await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
+    await _send_plain(send, UNAVAILABLE_STATUS, _UNAVAILABLE_HEADERS, UNAVAILABLE_BODY)
+
+
+async def _send_plain(send: Send, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _deny_websocket(scope: Scope, send: Send) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sharedsession._core.errors import (
     SessionDataError,
     SessionError,
+    SessionLimitError,
     SessionTooLargeError,
     StoreUnavailableError,
     UnserializableValueError,
@@ -17,6 +18,7 @@ from sharedsession._core.errors import (
 __all__ = [
     "SessionDataError",
     "SessionError",
+    "SessionLimitError",
     "SessionTooLargeError",
     "StoreUnavailableError",
     "UnserializableValueError",

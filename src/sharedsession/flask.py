@@ -87,8 +87,11 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 
 from sharedsession._core.config import SessionConfig
-from sharedsession._core.errors import SessionError, StoreUnavailableError
+from sharedsession._core.errors import SessionError, SessionLimitError, StoreUnavailableError
 from sharedsession._core.http import (
+    LIMIT_BODY,
+    LIMIT_HEADERS,
+    LIMIT_STATUS,
     UNAVAILABLE_BODY,
     UNAVAILABLE_HEADERS,
     UNAVAILABLE_STATUS,
@@ -545,8 +548,11 @@ class SharedSession:
         # function that fails (a 500) then fails before anything was saved.
         app.after_request_funcs.setdefault(None, []).insert(0, save_session_now)
         got_request_exception.connect(_close_on_unhandled_error, app)
-        if StoreUnavailableError not in app.error_handler_spec.get(None, {}).get(None, {}):
+        handlers = app.error_handler_spec.get(None, {}).get(None, {})
+        if StoreUnavailableError not in handlers:
             app.register_error_handler(StoreUnavailableError, store_unavailable)
+        if SessionLimitError not in handlers:
+            app.register_error_handler(SessionLimitError, session_limit)
 
     @property
     def store(self) -> SessionStore:
@@ -572,6 +578,15 @@ def store_unavailable(error: StoreUnavailableError) -> Response:
     """
     log.warning("session store unavailable, answering 503: %s", error)
     return current_app.response_class(UNAVAILABLE_BODY, UNAVAILABLE_STATUS, UNAVAILABLE_HEADERS)
+
+
+def session_limit(error: SessionLimitError) -> Response:
+    """The default answer to :class:`~sharedsession.SessionLimitError` (a login refused by
+    ``max_sessions_per_user``): a short 403, nothing saved. Registered by ``init_app``
+    unless the app has a handler; override it with ``@app.errorhandler(SessionLimitError)``.
+    """
+    log.info("login refused by the session limit, answering 403: %s", error)
+    return current_app.response_class(LIMIT_BODY, LIMIT_STATUS, LIMIT_HEADERS)
 
 
 #: ``flask.session``, typed as :class:`FlaskSession` for type checkers

@@ -15,7 +15,7 @@ from tests.support.backends import (
 )
 from tests.support.clock import FakeClock
 from tests.support.ports import closed_port, silent_port
-from tests.support.stores import SECRET, Harness, signer, valid_cookie
+from tests.support.stores import SECRET, Harness, Stepper, signer, valid_cookie
 
 __all__ = [
     "HAVE_CLUSTER_BINARIES",
@@ -28,6 +28,7 @@ __all__ = [
     "RecordingAsyncRedis",
     "RecordingPool",
     "RecordingRedis",
+    "Stepper",
     "closed_port",
     "delete_prefix",
     "load_scripts",

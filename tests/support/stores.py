@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from sharedsession import AsyncSessionStore, SessionConfig, SessionStore
 from sharedsession._core.expiry import Expiry
 from sharedsession._core.keys import KeySpace
 from sharedsession._core.signing import CookieSigner
+from sharedsession._redis import Call
 from tests.support.backends import Log
 
 #: The secret every test signs with.
@@ -82,3 +83,28 @@ class Harness:
             return result
 
         return call
+
+
+class Stepper:
+    """A store's step driven one round trip at a time, so that another can run in between."""
+
+    def __init__(self, store: SessionStore, steps: Generator[Any, Any, Any]) -> None:
+        self.store = store
+        self.exchange = store._runner._exchange(steps)
+        self.calls: list[Call] | None = self.exchange.send(None)  # type: ignore[arg-type]
+        self.result: Any = None
+        self.done = False
+
+    def trip(self) -> None:
+        assert not self.done
+        assert self.calls is not None
+        raw = self.store._runner._send(self.calls)
+        try:
+            self.calls = self.exchange.send(raw)
+        except StopIteration as stop:
+            self.result, self.done = stop.value, True
+
+    def finish(self) -> Any:
+        while not self.done:
+            self.trip()
+        return self.result

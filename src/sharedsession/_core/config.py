@@ -10,13 +10,17 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Literal, TypedDict, get_args
 from urllib.parse import urlsplit
 
 from sharedsession._core.binding import BindIp, Network, binds, check_bind_ip, parse_networks
 from sharedsession._core.sealing import sealing_keys
 
-__all__ = ["SessionConfig", "SessionFields"]
+__all__ = ["SESSION_LIMIT", "SessionConfig", "SessionFields", "SessionLimit"]
+
+#: What happens when a link would pass ``max_sessions_per_user``.
+SessionLimit = Literal["evict_oldest", "refuse"]
+SESSION_LIMIT: tuple[str, ...] = get_args(SessionLimit)
 
 # RFC 6265 cookie-name token: no separators, no controls.
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -92,6 +96,14 @@ class SessionConfig:
     #: mobile clients; see tokens.py): "Authorization" (as ``Bearer <token>``) or
     #: another header name (the bare token). None: the cookie.
     token_header: str | None = None
+    #: At most this many live sessions per user (``user_id``); None: no limit.
+    #: Decided in one script on the user's index, so racing logins cannot both
+    #: get past it (see the README, "Session limits").
+    max_sessions_per_user: int | None = None
+    #: When a link would pass the limit: "evict_oldest" ends the user's session
+    #: closest to its end (the least recently renewed); "refuse" raises
+    #: SessionLimitError at the save instead.
+    on_session_limit: SessionLimit = "evict_oldest"
 
     trusted_networks: tuple[Network, ...] = field(init=False, repr=False, compare=False)
     secret_keys: tuple[str | bytes, ...] = field(init=False, repr=False, compare=False)
@@ -150,6 +162,18 @@ class SessionConfig:
         set_(self, "touch_seconds", float(touch))
         set_(self, "sealing_keys", sealing_keys(self.encryption_keys))  # encryption at rest
         _check_token_header(self.token_header)  # header tokens
+        if self.max_sessions_per_user is not None:  # session limits
+            _check_type("max_sessions_per_user", self.max_sessions_per_user, int)
+            if self.max_sessions_per_user < 1:
+                raise ValueError(
+                    f"SessionConfig.max_sessions_per_user must be 1 or more (None: no limit), "
+                    f"got {self.max_sessions_per_user}"
+                )
+        if self.on_session_limit not in SESSION_LIMIT:
+            raise ValueError(
+                f"SessionConfig.on_session_limit must be one of {', '.join(SESSION_LIMIT)}, "
+                f"got {self.on_session_limit!r}"
+            )
 
     def _check_cookie(self) -> None:
         _check_type("cookie_name", self.cookie_name, str)
@@ -214,6 +238,8 @@ class SessionFields(TypedDict, total=False):
     touch_interval: float | None
     encryption_keys: str | bytes | Sequence[str | bytes]
     token_header: str | None
+    max_sessions_per_user: int | None
+    on_session_limit: SessionLimit
 
 
 def _secret_keys(value: object) -> tuple[str | bytes, ...]:

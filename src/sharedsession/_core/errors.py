@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "SessionDataError",
     "SessionError",
+    "SessionLimitError",
     "SessionTooLargeError",
     "StoreUnavailableError",
     "UnserializableValueError",
@@ -41,3 +42,17 @@ class StoreUnavailableError(SessionError):
     Raised quickly (the client's timeouts bound it), never a hang; the redis-py
     error is chained as ``__cause__``. Adapters turn it into a 503.
     """
+
+
+class SessionLimitError(SessionError):
+    """The user has ``max_sessions_per_user`` live sessions already (``on_session_limit="refuse"``).
+
+    Raised by the save that would link one more session to the user (a login),
+    before anything of that save is applied: the session stays as it was
+    before the request. Adapters answer 403 unless the app handles it.
+    """
+
+    def __init__(self, user_id: str, limit: int) -> None:
+        super().__init__(f"user {user_id!r} has {limit} live session(s) already, the most allowed")
+        self.user_id = user_id
+        self.limit = limit

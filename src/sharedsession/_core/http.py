@@ -25,6 +25,15 @@ UNAVAILABLE_HEADERS: tuple[tuple[str, str], ...] = (
     ("cache-control", "no-store"),
 )
 
+#: The answer to a login refused by the session limit (``on_session_limit="refuse"``)
+#: that the app did not handle itself.
+LIMIT_STATUS = 403
+LIMIT_BODY = b"403 Forbidden: this account has as many sessions as it may; log out of another one first.\n"
+LIMIT_HEADERS: tuple[tuple[str, str], ...] = (
+    ("content-type", "text/plain; charset=utf-8"),
+    ("cache-control", "no-store"),
+)
+
 
 @dataclass(frozen=True)
 class SetCookie:

@@ -25,9 +25,10 @@ from sharedsession._core import keys as k
 from sharedsession._core.admin import end_op, end_sessions, unlist
 from sharedsession._core.cache import Cached, SessionCache
 from sharedsession._core.config import SessionConfig
-from sharedsession._core.errors import StoreUnavailableError
+from sharedsession._core.errors import SessionLimitError, StoreUnavailableError
 from sharedsession._core.expiry import Expiry
 from sharedsession._core.http import CookieAction, ExpireCookie, SetCookie
+from sharedsession._core.limits import join_index
 from sharedsession._core.ops import Arg, Batch, Command, Script, Steps
 from sharedsession._core.record import UNBOUND, Client, Record, State
 from sharedsession._core.scripts import CREATE, INDEX_ADD, LOAD, READ, RETIRE, TOUCH, UPDATE
@@ -312,7 +313,7 @@ class SessionCore:
             # A handle of 128 random bits that exists already: never seen; refuse rather than merge.
             raise StoreUnavailableError("a new session's key exists already; not overwritten")
         if created.user_id is not None:
-            yield (self._index_op(created, now),)
+            yield from self._list(created, now, undo=True)
         session._adopt(created, State.LOADED)
         return SaveResult("created", self._set_cookie(created, now))
 
@@ -342,8 +343,10 @@ class SessionCore:
                 else:
                     sets += [k.USER, user]
             if user is not None and cap is not None:
-                # The entry, with its new horizon, before the link or cap it reflects.
-                yield (Script(INDEX_ADD, self.keys.user(user), (now, record.handle, cap)),)
+                # The entry, with its new horizon, before the link or cap it reflects
+                # (a new link within the session limit, if there is one).
+                listed = record._replace(user_id=user, cap_ms=cap)
+                yield from self._list(listed, now, limited=relinked)
         if not sets and not dels:
             if not renew:
                 session._modified = False
@@ -379,7 +382,13 @@ class SessionCore:
             if created != 1:
                 raise StoreUnavailableError("a new session's key exists already; not overwritten")
             # 2. Listed, then the commit: the old sid dies, if nothing was written to it since.
-            index = (self._index_op(new, now),) if new.user_id is not None else ()
+            index: Batch = ()
+            if new.user_id is not None:
+                if self.config.max_sessions_per_user is None:
+                    index = (self._index_op(new, now),)  # sent with the commit
+                else:  # listed within the limit first, in trips of its own
+                    same_user = old.user_id == new.user_id
+                    yield from self._list(new, now, undo=True, replaced=old.handle if same_user else None)
             # The tombstone stays an idle period (never past the absolute deadline).
             tombstone = self.expiry.ttl_deadline_ms(now, self.expiry.absolute_deadline_ms(old.created_ms))
             retire = (new.handle, old.revision, tombstone)
@@ -478,6 +487,47 @@ class SessionCore:
         pairs += values if self.sealer is None else self.sealer.seal_pairs(record.handle, values)
         deadline = self.expiry.ttl_deadline_ms(now, record.cap_ms)
         return Script(CREATE, self.keys.session(record.handle), (deadline, "1" if replace else "0", *pairs))
+
+    def _list(
+        self,
+        record: Record,
+        now: int,
+        *,
+        limited: bool = True,
+        undo: bool = False,
+        replaced: str | None = None,
+    ) -> Steps[None]:
+        """List a linked session in its user's index: INDEX_ADD, or within ``max_sessions_per_user``.
+
+        ``limited``: a new link (not a renewal), held to the limit. ``undo``:
+        the session was just created for this link; if the limit refuses it,
+        it is deleted again (nobody has its cookie yet) before the error is raised.
+        """
+        limit = self.config.max_sessions_per_user
+        if limit is None or not limited:
+            yield (self._index_op(record, now),)
+            return
+        assert record.user_id is not None  # a linked session
+        assert record.cap_ms is not None  # has a horizon
+        steps = join_index(
+            self.keys,
+            record.user_id,
+            record.handle,
+            record.cap_ms,
+            now,
+            self.expiry,
+            limit=limit,
+            evict=self.config.on_session_limit == "evict_oldest",
+            replaced=replaced,
+        )
+        try:
+            evicted = yield from steps
+        except SessionLimitError:
+            if undo:
+                yield (Command(("DEL", self.keys.session(record.handle))),)
+            raise
+        if evicted:
+            log.info("user %s: over %d session(s); ended %s", record.user_id, limit, ", ".join(evicted))
 
     def _index_op(self, record: Record, now: int) -> Script:
         assert record.user_id is not None  # only linked sessions are indexed

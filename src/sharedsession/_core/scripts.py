@@ -238,6 +238,33 @@ return 1
 """,
 )
 
+# KEYS: user index. ARGV: now_ms, handle, horizon_ms, limit, replaced handle
+# ("": none), then handles to drop first. INDEX_ADD under max_sessions_per_user:
+# drops the entries given (sessions the caller found dead or just ended), then
+# adds the entry only if the handle is listed already or the index holds fewer
+# than ``limit`` entries (the replaced one, the session a regenerate retires,
+# not counted). Returns 1 when listed; else every entry and its score, the
+# first to expire first, for the caller to choose from (nothing added). One script, so two
+# logins racing on two replicas cannot both get past the limit.
+INDEX_JOIN = LuaScript(
+    "index_join",
+    """
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for i = 6, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+  local count = redis.call('ZCARD', KEYS[1])
+  if ARGV[5] ~= '' and redis.call('ZSCORE', KEYS[1], ARGV[5]) then count = count - 1 end
+  if count >= tonumber(ARGV[4]) then return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') end
+end
+redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return 1
+""",
+)
+
 # KEYS: user index. ARGV: now_ms. Prunes expired entries, then lists the handles.
 INDEX_READ = LuaScript(
     "index_read",
@@ -248,4 +275,4 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 """,
 )
 
-ALL = (LOAD, READ, TOUCH, CREATE, UPDATE, RETIRE, END, INDEX_ADD, INDEX_READ)
+ALL = (LOAD, READ, TOUCH, CREATE, UPDATE, RETIRE, END, INDEX_ADD, INDEX_JOIN, INDEX_READ)
