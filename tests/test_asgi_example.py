@@ -310,6 +310,8 @@ def test_settings_from_the_environment(demo: ModuleType, tmp_path: Path) -> None
             "IDLE_TIMEOUT": "600",
             "KEY_PREFIX": "demo:",
             "LOCAL_CACHE": "2000",
+            "MAX_SESSIONS_PER_USER": "2",
+            "SESSION_LIMIT": "refuse",
         }
     )
     config = settings.config
@@ -318,6 +320,7 @@ def test_settings_from_the_environment(demo: ModuleType, tmp_path: Path) -> None
     assert config.idle_timeout == 600
     assert (config.bind_ip, config.trusted_proxies) == ("subnet", ("10.0.0.0/8", "172.16.0.0/12"))
     assert config.local_cache == 2000
+    assert (config.max_sessions_per_user, config.on_session_limit) == (2, "refuse")
     assert settings.replica == "web-2"
 
 
@@ -329,6 +332,8 @@ def test_settings_from_the_environment(demo: ModuleType, tmp_path: Path) -> None
         ({"SECRET_KEY": "k", "SESSION_BIND_IP": "on"}, "SESSION_BIND_IP"),
         ({"SECRET_KEY": "k", "IDLE_TIMEOUT": "soon"}, "IDLE_TIMEOUT"),
         ({"SECRET_KEY": "k", "LOCAL_CACHE": "lots"}, "LOCAL_CACHE"),
+        ({"SECRET_KEY": "k", "MAX_SESSIONS_PER_USER": "-1"}, "MAX_SESSIONS_PER_USER"),
+        ({"SECRET_KEY": "k", "SESSION_LIMIT": "kick"}, "SESSION_LIMIT"),
     ],
 )
 def test_bad_environment_refuses_to_start(demo: ModuleType, environ: dict[str, str], match: str) -> None:

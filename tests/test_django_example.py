@@ -320,6 +320,8 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
             "trusted_proxies": ["10.0.0.0/8", "172.16.0.0/12"],
             "key_prefix": "shop:",
             "local_cache": 500,
+            "max_sessions_per_user": None,
+            "on_session_limit": "evict_oldest",
         },
     }
     secret_file = tmp_path / "session_key"
@@ -335,6 +337,8 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
         "trusted_proxies": [],
         "key_prefix": "sharedsession:",
         "local_cache": 0,
+        "max_sessions_per_user": None,
+        "on_session_limit": "evict_oldest",
     }
     for bad, message in (({}, "SECRET_KEY"), ({"SECRET_KEY": "  "}, "SECRET_KEY")):
         with pytest.raises(RuntimeError, match=message):
@@ -345,6 +349,11 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
         read({"SECRET_KEY": SECRET, "ABSOLUTE_TIMEOUT": "a day"})
     with pytest.raises(RuntimeError, match="LOCAL_CACHE"):
         read({"SECRET_KEY": SECRET, "LOCAL_CACHE": "lots"})
+    with pytest.raises(RuntimeError, match="SESSION_LIMIT"):
+        read({"SECRET_KEY": SECRET, "SESSION_LIMIT": "kick"})
+    limited = read({"SECRET_KEY": SECRET, "MAX_SESSIONS_PER_USER": "2", "SESSION_LIMIT": "refuse"})
+    assert limited["SHAREDSESSION"]["max_sessions_per_user"] == 2
+    assert limited["SHAREDSESSION"]["on_session_limit"] == "refuse"
     with pytest.raises(RuntimeError, match="SESSION_BIND_IP"):
         read({"SECRET_KEY": SECRET, "SESSION_BIND_IP": "strict"})
 

@@ -277,6 +277,8 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
             "IDLE_TIMEOUT": "900",
             "KEY_PREFIX": "shop:",
             "LOCAL_CACHE": "5000",
+            "MAX_SESSIONS_PER_USER": "3",
+            "SESSION_LIMIT": "refuse",
         }
     )
     assert settings == {
@@ -290,6 +292,8 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
         "SHAREDSESSION_ABSOLUTE_TIMEOUT": None,
         "SHAREDSESSION_KEY_PREFIX": "shop:",
         "SHAREDSESSION_LOCAL_CACHE": 5000,
+        "SHAREDSESSION_MAX_SESSIONS_PER_USER": 3,
+        "SHAREDSESSION_ON_SESSION_LIMIT": "refuse",
     }
     secret_file = tmp_path / "session_key"
     secret_file.write_text("from-file\nolder-from-file\n")
@@ -301,6 +305,10 @@ def test_settings_from_env(example: ModuleType, tmp_path: Path) -> None:
     assert (defaults["SHAREDSESSION_BIND_IP"], defaults["SHAREDSESSION_TRUSTED_PROXIES"]) == ("off", [])
     assert defaults["SHAREDSESSION_KEY_PREFIX"] == "sharedsession:"
     assert defaults["SHAREDSESSION_LOCAL_CACHE"] == 0
+    assert defaults["SHAREDSESSION_MAX_SESSIONS_PER_USER"] is None
+    assert defaults["SHAREDSESSION_ON_SESSION_LIMIT"] == "evict_oldest"
+    with pytest.raises(ValueError, match="SESSION_LIMIT"):
+        example.settings_from_env({"SECRET_KEY": "k", "SESSION_LIMIT": "kick"})
 
 
 def test_the_example_refuses_to_start_without_a_secret(example: ModuleType) -> None:

@@ -40,6 +40,12 @@ def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     cache = env.get("LOCAL_CACHE") or "0"
     if not cache.isdigit():
         raise ValueError(f"LOCAL_CACHE must be a whole number, got {cache!r}")
+    most = env.get("MAX_SESSIONS_PER_USER") or "0"
+    if not most.isdigit():
+        raise ValueError(f"MAX_SESSIONS_PER_USER must be a whole number, got {most!r}")
+    limit = env.get("SESSION_LIMIT") or "evict_oldest"
+    if limit not in ("evict_oldest", "refuse"):
+        raise ValueError(f"SESSION_LIMIT must be evict_oldest or refuse, got {limit!r}")
     try:
         idle_timeout = float(env.get("IDLE_TIMEOUT", "1800"))
         absolute_timeout = float(env.get("ABSOLUTE_TIMEOUT") or 0) or None
@@ -61,6 +67,8 @@ def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         "SHAREDSESSION_ABSOLUTE_TIMEOUT": absolute_timeout,
         "SHAREDSESSION_KEY_PREFIX": env.get("KEY_PREFIX", "sharedsession:"),
         "SHAREDSESSION_LOCAL_CACHE": int(cache),
+        "SHAREDSESSION_MAX_SESSIONS_PER_USER": int(most) or None,
+        "SHAREDSESSION_ON_SESSION_LIMIT": limit,
     }
 
 

@@ -54,6 +54,8 @@ def settings_from_env(environ: Mapping[str, str] = os.environ) -> Settings:
             cidr.strip() for cidr in environ.get("TRUSTED_PROXIES", "").split(",") if cidr.strip()
         ],
         local_cache=_count(environ, "LOCAL_CACHE"),
+        max_sessions_per_user=_count(environ, "MAX_SESSIONS_PER_USER") or None,
+        on_session_limit="refuse" if _session_limit(environ) == "refuse" else "evict_oldest",
     )
     return Settings(config=config, replica=environ.get("REPLICA_ID") or socket.gethostname())
 
@@ -87,6 +89,13 @@ def _count(environ: Mapping[str, str], name: str) -> int:
     if not raw.isdigit():
         raise RuntimeError(f"{name} must be a whole number, got {raw!r}")
     return int(raw)
+
+
+def _session_limit(environ: Mapping[str, str]) -> str:
+    raw = environ.get("SESSION_LIMIT") or "evict_oldest"
+    if raw not in ("evict_oldest", "refuse"):
+        raise RuntimeError(f"SESSION_LIMIT must be evict_oldest or refuse, got {raw!r}")
+    return raw
 
 
 def _bind_ip(raw: str) -> BindIp:

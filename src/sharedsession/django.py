@@ -88,8 +88,11 @@ from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 
 from sharedsession._core.config import SessionConfig
-from sharedsession._core.errors import StoreUnavailableError
+from sharedsession._core.errors import SessionLimitError, StoreUnavailableError
 from sharedsession._core.http import (
+    LIMIT_BODY,
+    LIMIT_HEADERS,
+    LIMIT_STATUS,
     UNAVAILABLE_BODY,
     UNAVAILABLE_HEADERS,
     UNAVAILABLE_STATUS,
@@ -737,22 +740,22 @@ class SessionStore(SessionBase):
 
     # -- for the middleware -------------------------------------------------------------------
 
-    def _commit(self) -> StoreUnavailableError | None:
+    def _commit(self) -> StoreUnavailableError | SessionLimitError | None:
         """Save what changed, if the session was loaded; the failure is returned, not raised."""
         data = self._loaded()
         try:
             if data is not None:
                 self._apply(self._save_sync(data))
-        except StoreUnavailableError as exc:
+        except (StoreUnavailableError, SessionLimitError) as exc:
             return exc
         return None
 
-    async def _acommit(self) -> StoreUnavailableError | None:
+    async def _acommit(self) -> StoreUnavailableError | SessionLimitError | None:
         data = self._loaded()
         try:
             if data is not None:
                 self._apply(await self._asave(data))
-        except StoreUnavailableError as exc:
+        except (StoreUnavailableError, SessionLimitError) as exc:
             return exc
         return None
 
@@ -862,6 +865,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
         # Django calls exception middleware synchronously, also under ASGI.
         if isinstance(exception, StoreUnavailableError):
             return self._unavailable(request, exception)
+        if isinstance(exception, SessionLimitError):  # a request.session.save() in the view
+            return session_limit(request, exception)
         return None
 
     def _unavailable(self, request: HttpRequest, exception: StoreUnavailableError) -> HttpResponseBase:
@@ -873,11 +878,13 @@ class SessionMiddleware(DjangoSessionMiddleware):
         request: HttpRequest,
         session: SessionStore,
         response: HttpResponseBase,
-        failure: StoreUnavailableError | None,
+        failure: StoreUnavailableError | SessionLimitError | None,
     ) -> HttpResponseBase:
-        """The response to send: the save's 503 if it failed, the session cookie, Vary."""
+        """The response to send: the save's 503 (or 403) if it failed, the session cookie, Vary."""
         saved = response.status_code < 500 and failure is None
-        if failure is not None:
+        if isinstance(failure, SessionLimitError):
+            response = session_limit(request, failure)
+        elif failure is not None:
             response = self._unavailable(request, failure)
         error = session._load_error
         if error is not None and response.status_code == 500:
@@ -943,6 +950,15 @@ def _morsel(action: CookieAction, *, browser_session: bool) -> Morsel[str]:
         morsel["max-age"] = ""
         morsel["expires"] = ""
     return morsel
+
+
+def session_limit(request: HttpRequest, exception: SessionLimitError) -> HttpResponse:
+    """The answer to a login refused by ``max_sessions_per_user`` (``on_session_limit="refuse"``)
+    that the view did not handle: a short 403, nothing saved. To answer it yourself, call
+    ``request.session.save()`` after ``login()`` and catch :class:`~sharedsession.SessionLimitError`.
+    """
+    log.info("login refused by the session limit, answering 403: %s", exception)
+    return HttpResponse(LIMIT_BODY, status=LIMIT_STATUS, headers=dict(LIMIT_HEADERS))
 
 
 def store_unavailable(request: HttpRequest, exception: StoreUnavailableError) -> HttpResponse:

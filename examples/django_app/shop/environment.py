@@ -30,6 +30,12 @@ def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     cache = env.get("LOCAL_CACHE") or "0"
     if not cache.isdigit():
         raise RuntimeError(f"LOCAL_CACHE must be a whole number, got {cache!r}")
+    most = env.get("MAX_SESSIONS_PER_USER") or "0"
+    if not most.isdigit():
+        raise RuntimeError(f"MAX_SESSIONS_PER_USER must be a whole number, got {most!r}")
+    limit = env.get("SESSION_LIMIT") or "evict_oldest"
+    if limit not in ("evict_oldest", "refuse"):
+        raise RuntimeError(f"SESSION_LIMIT must be evict_oldest or refuse, got {limit!r}")
     proxies = [cidr.strip() for cidr in env.get("TRUSTED_PROXIES", "").split(",") if cidr.strip()]
     bind_ip = env.get("SESSION_BIND_IP", "off")
     if bind_ip not in BIND_IP:
@@ -46,6 +52,8 @@ def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
             "trusted_proxies": proxies,
             "key_prefix": env.get("KEY_PREFIX", "sharedsession:"),
             "local_cache": int(cache),
+            "max_sessions_per_user": int(most) or None,
+            "on_session_limit": limit,
         },
     }
 
