@@ -961,17 +961,12 @@ def _session_for(request: HttpRequest) -> SessionStore:
 
 
 def _token_header(request: HttpRequest, tokens: TokenHeader) -> str | None:
-    """The value of the request's token header; None if absent, or given more than once under ASGI.
+    """The value of the request's token header, None if absent.
 
-    Under WSGI, servers join repeated headers with ",": such a value is no
-    token this engine signed, and is refused before any Redis command.
+    A header given twice reaches Django joined with "," (by the WSGI server, or
+    by Django under ASGI): no token this engine signed looks like that, so it
+    is refused by its signature, before any Redis command.
     """
-    scope = getattr(request, "scope", None)
-    if isinstance(scope, Mapping):
-        wanted = tokens.asgi_name
-        values = [value for name, value in scope.get("headers") or () if name == wanted]
-        # Two values (a client and a proxy disagreeing): trust neither, as the ASGI adapter does.
-        return values[0].decode("latin-1") if len(values) == 1 else None
     value = request.META.get(tokens.environ_key)
     return value if isinstance(value, str) else None
 
