@@ -1,15 +1,20 @@
 """Session tokens in a header (``SessionConfig(token_header=...)``), for API and mobile
 clients: the header form, the setting, and one body of tests run through the Flask
-adapter and the ASGI middleware, on fakeredis, a real Redis (REDIS_URL) and a Redis
-Cluster, counting round trips."""
+adapter, the ASGI middleware and the Django engine (sync views under WSGI, async views
+under ASGI), on fakeredis, a real Redis (REDIS_URL) and a Redis Cluster, counting round
+trips. Django's own part (CSRF, its auth, its settings) is in
+tests/django_tests/test_header_tokens.py."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import flask
 import httpx
@@ -19,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+import sharedsession.django
 from sharedsession import AsyncSessionStore, ExpireCookie, SessionConfig, SessionStore, SetCookie
 from sharedsession._core.tokens import RESPONSE_HEADER, TokenHeader
 from sharedsession.asgi import SessionMiddleware, get_session
@@ -33,6 +39,14 @@ from tests.support import (
     load_scripts,
     valid_cookie,
 )
+from tests.support.django_setup import configure
+
+configure()  # before Django's modules are imported
+
+from django.test import AsyncClient, Client, override_settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedASGIResponse, _MonkeyPatchedWSGIResponse
 
 # -- the header form -------------------------------------------------------------------------
 
@@ -131,8 +145,28 @@ class Reply:
         return {token.strip().lower() for value in self.all("Vary") for token in value.split(",")}
 
 
+class Logs:
+    """The round trips of several clients (a Django app's sync and asyncio ones), as one Log."""
+
+    def __init__(self, *logs: Log) -> None:
+        self._logs = logs
+
+    @property
+    def trips(self) -> list[list[str]]:
+        return [trip for log in self._logs for trip in log.trips]
+
+    def clear(self) -> None:
+        for log in self._logs:
+            log.clear()
+
+
 class Api:
-    """An app (Flask or Starlette) with header tokens, driven synchronously; counts round trips."""
+    """An app (Flask, Starlette, Django) with header tokens, driven synchronously; counts round trips.
+
+    ``django``: sync views through Django's test Client (WSGI, the middleware's sync
+    path); ``django-asgi``: async views through its AsyncClient (ASGI, the asyncio
+    store). Django reads ``SHAREDSESSION``; its stores run on the test's clock.
+    """
 
     def __init__(self, framework: str, backend: Backend, clock: FakeClock, **settings: Any) -> None:
         self.framework = framework
@@ -145,9 +179,13 @@ class Api:
             **settings,
         }
         self._loop: asyncio.AbstractEventLoop | None = None
-        if framework == "flask":
+        self._undo = contextlib.ExitStack()  # Django's settings and clock, put back at close
+        self.log: Log | Logs
+        if framework.startswith("django"):
+            self._start_django(clock, config_settings)
+        elif framework == "flask":
             recording = RecordingRedis(backend.sync_client())
-            self.log: Log = recording.log
+            self.log = recording.log
             self.config = SessionConfig(redis=recording, **config_settings)
             self.flask = flask_app(self.config)
             interface = self.flask.session_interface
@@ -160,12 +198,35 @@ class Api:
             self.config = SessionConfig(redis=self._async, **config_settings)
             self.asgi = SessionMiddleware(starlette_app(), store=AsyncSessionStore(self.config, clock=clock))
 
+    def _start_django(self, clock: FakeClock, config_settings: dict[str, Any]) -> None:
+        recording = RecordingRedis(self.backend.sync_client())
+        logs = [recording.log]
+        shared: dict[str, Any] = {**config_settings, "redis": recording}
+        if self.framework == "django-asgi":
+            self._async = RecordingAsyncRedis(self.backend.async_client())
+            logs.append(self._async.log)
+            shared["async_redis"] = self._async
+            self._loop = asyncio.new_event_loop()
+        # In the django variant, a view using the asyncio store would fail (no async_redis).
+        self.log = Logs(*logs)
+        self.config = SessionConfig(redis=recording, **config_settings)
+        module = sharedsession.django
+        for name, store in (("SyncStore", SessionStore), ("AsyncSessionStore", AsyncSessionStore)):
+            self._undo.enter_context(mock.patch.object(module, name, functools.partial(store, clock=clock)))
+        self._undo.enter_context(override_settings(SHAREDSESSION=shared))
+
     def request(
         self, method: str, path: str, *, token: str | None = None, headers: dict[str, str] | None = None
     ) -> Reply:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
+        if self.framework == "django":
+            return _django_reply(Client().generic(method, "/api" + path, headers=sent))
+        if self.framework == "django-asgi":
+            assert self._loop is not None
+            asgi = AsyncClient().generic(method, "/async/api" + path, headers=sent)
+            return _django_reply(self._loop.run_until_complete(asgi))
         if self._loop is None:
             client = self.flask.test_client()
             response = client.open(path, method=method, headers=sent, json={} if method == "POST" else None)
@@ -179,9 +240,29 @@ class Api:
         return Reply(response.status_code, list(response.headers.multi_items()), response.json())
 
     def close(self) -> None:
+        self._undo.close()
         if self._loop is not None:
-            self._loop.run_until_complete(self._async.inner.aclose())
-            self._loop.close()
+            loop = self._loop
+            loop.run_until_complete(self._async.inner.aclose())
+            loop.run_until_complete(_end_tasks())
+            loop.close()
+
+
+async def _end_tasks() -> None:
+    """Cancel the loop's other tasks and wait for them, as asyncio.run does at its end.
+
+    The Django engine's asyncio stores wait for that to close themselves.
+    """
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _django_reply(response: _MonkeyPatchedWSGIResponse | _MonkeyPatchedASGIResponse) -> Reply:
+    headers = list(response.items())  # Django keeps cookies apart: add them as Set-Cookie headers
+    headers += [("Set-Cookie", morsel.OutputString()) for morsel in response.cookies.values()]
+    return Reply(response.status_code, headers, response.json())
 
 
 def flask_app(config: SessionConfig) -> flask.Flask:
@@ -259,7 +340,7 @@ def starlette_app() -> Starlette:
 MakeApi = Callable[..., Api]
 
 
-@pytest.fixture(params=["flask", "asgi"])
+@pytest.fixture(params=["flask", "asgi", "django", "django-asgi"])
 def make_api(request: pytest.FixtureRequest, backend: Backend, clock: FakeClock) -> Iterator[MakeApi]:
     made: list[Api] = []
 

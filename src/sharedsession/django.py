@@ -47,6 +47,19 @@ Sync methods use a :class:`~sharedsession.SessionStore`; Django's async API
 thread. Under an ASGI server the middleware saves through it too. Once a
 session is loaded, by either API, its reads and writes are in memory.
 
+Header tokens
+-------------
+With ``SHAREDSESSION = {"token_header": "Authorization"}`` the session travels
+in a header instead of the cookie, for API and mobile clients (see
+``sharedsession/_core/tokens.py``): the token is read from ``Authorization:
+Bearer <token>`` (or the bare value of another header named there) and sent
+back in ``Session-Token`` (or that header) when the session is created,
+regenerated (``cycle_key()``, ``login()``) or renewed; an empty one when it
+is destroyed (``flush()``, ``logout()``). The cookie is then neither read nor
+set. A request that carries a token is exempt from Django's CSRF check
+(browsers never add that header on their own, so a cross-site request cannot
+carry it); cookie sessions keep Django's CSRF protection.
+
 Redis down
 ----------
 A view that uses the session meets :class:`~sharedsession.StoreUnavailableError`;
@@ -104,6 +117,7 @@ from sharedsession._core.http import (
 from sharedsession._core.plan import SaveResult
 from sharedsession._core.record import UNBOUND, Client
 from sharedsession._core.session import Session
+from sharedsession._core.tokens import TokenHeader
 from sharedsession.store import AsyncSessionStore
 from sharedsession.store import SessionStore as SyncStore
 
@@ -155,6 +169,8 @@ class DjangoSettings:
     #: A redis.asyncio client, a callable making one per event loop, or None (from redis_url).
     async_redis: AsyncClientSource | None
     unavailable_view: UnavailableView
+    #: Where the token travels with ``token_header``; None when sessions travel in the cookie.
+    tokens: TokenHeader | None = None
 
 
 def config_from_settings() -> DjangoSettings:
@@ -204,6 +220,7 @@ def config_from_settings() -> DjangoSettings:
         config=config,
         async_redis=_async_redis(given.get("async_redis"), config),
         unavailable_view=_unavailable_view(given.get("unavailable_view")),
+        tokens=TokenHeader.of(config),
     )
 
 
@@ -427,7 +444,8 @@ class SessionStore(SessionBase):
     """Django's ``request.session`` under ``SESSION_ENGINE = "sharedsession.django"``.
 
     Made by :class:`SessionMiddleware` for each request (which passes the
-    request, for binding), or directly: ``SessionStore(cookie_value)``, as
+    request, for binding, and with ``token_header`` the header that carried
+    the key), or directly: ``SessionStore(cookie_value)``, as
     Django's test client and tests do (no binding then: the client address is
     unknown). Nothing is read from Redis until the session is used.
 
@@ -451,9 +469,17 @@ class SessionStore(SessionBase):
     sharedsession session.
     """
 
-    def __init__(self, session_key: str | None = None, *, request: HttpRequest | None = None) -> None:
+    def __init__(
+        self,
+        session_key: str | None = None,
+        *,
+        request: HttpRequest | None = None,
+        tokens: TokenHeader | None = None,
+    ) -> None:
         super().__init__(session_key)
         self._request = request
+        #: The header the session key came in and goes back out in; None: the cookie.
+        self._tokens = tokens
         self._client: Client | None = None
         #: What the latest save asked of the cookie, for the middleware.
         self._cookie: CookieAction | None = None
@@ -829,6 +855,27 @@ class SessionMiddleware(DjangoSessionMiddleware):
       session with its own ``set_expiry()`` changes, as Django does;
     - ``Vary: Cookie`` when the session was used or a cookie was set.
 
+    With ``token_header`` (``SHAREDSESSION = {"token_header": "Authorization"}``)
+    the session key is the token of that request header (``Authorization:
+    Bearer <token>``; the bare value of another header), and the cookie is
+    neither read nor set. Instead:
+
+    - the token goes out in a response header (``Session-Token``, or the
+      configured header) when a save asked for a cookie: the new token when
+      the session was created, regenerated or renewed, an empty value when it
+      was destroyed (drop the token); Django's cookie lifetime rules
+      (``set_expiry()``'s Max-Age, a browser-session cookie) have nothing to
+      shape, as a token has no lifetime on the client;
+    - ``Cache-Control: no-store`` with a token, unless the view set its own;
+    - ``Vary: <the request header>`` when the session was used or a token
+      goes out;
+    - a request that carries a token is exempt from ``CsrfViewMiddleware``'s
+      checks (no browser adds that header on its own, so a cross-site request
+      cannot carry it, which is what CSRF protection guards against), as
+      Django REST framework exempts its token authentication. A request
+      without one (a client's first login) is checked as before, and cookie
+      sessions keep Django's CSRF protection.
+
     The session ended elsewhere meanwhile: its changes are dropped, the
     response goes out as it is (Django's own middleware answers 400).
     :class:`~sharedsession.StoreUnavailableError`, raised by a view, by
@@ -880,7 +927,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         response: HttpResponseBase,
         failure: StoreUnavailableError | SessionLimitError | None,
     ) -> HttpResponseBase:
-        """The response to send: the save's 503 (or 403) if it failed, the session cookie, Vary."""
+        """The response to send: the save's 503 (or 403) if it failed, the session cookie (or token), Vary."""
         saved = response.status_code < 500 and failure is None
         if isinstance(failure, SessionLimitError):
             response = session_limit(request, failure)
@@ -891,6 +938,9 @@ class SessionMiddleware(DjangoSessionMiddleware):
             # Redis failed outside a view (another middleware, a template rendered
             # late): Django answered 500; the cause was the store.
             response = self._unavailable(request, error)
+        tokens = session._tokens
+        if tokens is not None:
+            return _send_token(session, tokens, response)
         morsel = _cookie_morsel(session, saved=saved)
         if morsel is not None:
             response.cookies[morsel.key] = morsel
@@ -900,8 +950,45 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
 
 def _session_for(request: HttpRequest) -> SessionStore:
-    name = _stores.settings().config.cookie_name
-    return SessionStore(read_cookie(_cookie_header(request), name), request=request)
+    django_settings = _stores.settings()
+    tokens = django_settings.tokens
+    if tokens is None:
+        name = django_settings.config.cookie_name
+        return SessionStore(read_cookie(_cookie_header(request), name), request=request)
+    # A token session: the cookie is not even read.
+    token = tokens.read(_token_header(request, tokens))
+    if token is not None:
+        # Only a request's own code can put a token in this header (no browser adds
+        # it by itself, and a cross-site script needs CORS's consent): nothing
+        # for CSRF protection to guard. Django's CsrfViewMiddleware honours this
+        # flag (its test client sets it; so does Django REST framework for
+        # non-session authentication). A request without a token is checked.
+        request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+    return SessionStore(token, request=request, tokens=tokens)
+
+
+def _token_header(request: HttpRequest, tokens: TokenHeader) -> str | None:
+    """The value of the request's token header, None if absent.
+
+    A header given twice reaches Django joined with "," (by the WSGI server, or
+    by Django under ASGI): no token this engine signed looks like that, so it
+    is refused by its signature, before any Redis command.
+    """
+    value = request.META.get(tokens.environ_key)
+    return value if isinstance(value, str) else None
+
+
+def _send_token(session: SessionStore, tokens: TokenHeader, response: HttpResponseBase) -> HttpResponseBase:
+    """Put the token a save asked for in its response header: never a cookie."""
+    action, session._cookie = session._cookie, None
+    if action is not None:
+        token = tokens.response_value(action)  # "" when the session was destroyed: drop it
+        response[tokens.response] = token
+        if token and not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "no-store"  # no cache may keep a token
+    if session.accessed or action is not None:
+        patch_vary_headers(response, (tokens.name,))
+    return response
 
 
 def _cookie_header(request: HttpRequest) -> str | None:

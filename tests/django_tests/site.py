@@ -164,6 +164,63 @@ async def aplain(request: HttpRequest) -> HttpResponse:
     return HttpResponse("no session here")
 
 
+# -- header tokens: the views of tests/test_tokens.py's body, under /api (sync) and /async/api --------
+
+
+def api_read(request: HttpRequest) -> JsonResponse:
+    session = get_session(request)
+    return JsonResponse({"data": dict(session.items()), "user": session.user_id})
+
+
+def api_write(request: HttpRequest, key: str) -> JsonResponse:
+    request.session[key] = request.session.get(key, 0) + 1
+    return JsonResponse({"ok": True})
+
+
+def api_login(request: HttpRequest, user: str) -> JsonResponse:
+    session = get_session(request)
+    session.cycle_key()
+    session.user_id = user
+    return JsonResponse({"ok": True})
+
+
+def api_logout(request: HttpRequest) -> JsonResponse:
+    request.session.flush()
+    return JsonResponse({"ok": True})
+
+
+def api_cached(request: HttpRequest) -> JsonResponse:
+    request.session["seen"] = True
+    return JsonResponse({"ok": True}, headers={"Cache-Control": "private, max-age=60"})
+
+
+async def aapi_read(request: HttpRequest) -> JsonResponse:
+    session = await aget_session(request)
+    return JsonResponse({"data": dict(session.items()), "user": session.user_id})
+
+
+async def aapi_write(request: HttpRequest, key: str) -> JsonResponse:
+    await request.session.aset(key, await request.session.aget(key, 0) + 1)
+    return JsonResponse({"ok": True})
+
+
+async def aapi_login(request: HttpRequest, user: str) -> JsonResponse:
+    session = await aget_session(request)
+    await session.acycle_key()
+    session.user_id = user
+    return JsonResponse({"ok": True})
+
+
+async def aapi_logout(request: HttpRequest) -> JsonResponse:
+    await request.session.aflush()
+    return JsonResponse({"ok": True})
+
+
+async def aapi_cached(request: HttpRequest) -> JsonResponse:
+    await request.session.aset("seen", True)
+    return JsonResponse({"ok": True}, headers={"Cache-Control": "private, max-age=60"})
+
+
 urlpatterns = [
     path("plain", plain),
     path("read", read),
@@ -187,4 +244,14 @@ urlpatterns = [
     path("async/auth/login/<str:username>", aauth_login),
     path("async/auth/logout", aauth_logout),
     path("async/plain", aplain),
+    path("api/read", api_read),
+    path("api/write/<str:key>", api_write),
+    path("api/login/<str:user>", api_login),
+    path("api/logout", api_logout),
+    path("api/cached", api_cached),
+    path("async/api/read", aapi_read),
+    path("async/api/write/<str:key>", aapi_write),
+    path("async/api/login/<str:user>", aapi_login),
+    path("async/api/logout", aapi_logout),
+    path("async/api/cached", aapi_cached),
 ]
