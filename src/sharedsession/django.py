@@ -725,13 +725,25 @@ class SessionStore(SessionBase):
         if self._closed:
             return None
         store = _stores.sync()
-        return store.save(data) if store.needs_save(data) else None
+        with self._closing_on_refusal():
+            return store.save(data) if store.needs_save(data) else None
 
     async def _asave(self, data: SessionData) -> SaveResult | None:
         if self._closed:
             return None
         store = _stores.for_running_loop()
-        return await store.save(data) if store.needs_save(data) else None
+        with self._closing_on_refusal():
+            return await store.save(data) if store.needs_save(data) else None
+
+    @contextlib.contextmanager
+    def _closing_on_refusal(self) -> Iterator[None]:
+        """A save refused by the session limit is not tried again at the response: the
+        view that called ``save()`` answers it (or the middleware, with a 403)."""
+        try:
+            yield
+        except SessionLimitError:
+            self._closed = True
+            raise
 
     def _apply(self, result: SaveResult | None) -> str | None:
         """Follow a save: the new cookie value is the session key; returns the outcome."""

@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
+from sharedsession import SessionLimitError
 from sharedsession.django import aget_session, get_session, get_store
 
 
@@ -105,6 +106,17 @@ def auth_login(request: HttpRequest, username: str) -> JsonResponse:
     user, _ = User.objects.get_or_create(username=username)
     auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return JsonResponse({"pk": user.pk, "user_id": get_session(request).user_id})
+
+
+def auth_login_checked(request: HttpRequest, username: str) -> JsonResponse:
+    """A login that answers a refusal by the session limit itself: saved in the view."""
+    user, _ = User.objects.get_or_create(username=username)
+    auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    try:
+        request.session.save()
+    except SessionLimitError as refused:
+        return JsonResponse({"error": "too many devices", "limit": refused.limit}, status=409)
+    return JsonResponse({"pk": user.pk})
 
 
 def auth_logout(request: HttpRequest) -> HttpResponse:
@@ -234,6 +246,7 @@ urlpatterns = [
     path("expiry/<str:how>", expiry),
     path("count", store_int),
     path("auth/login/<str:username>", auth_login),
+    path("auth/login-checked/<str:username>", auth_login_checked),
     path("auth/logout", auth_logout),
     path("auth/me", auth_me),
     path("sessions", my_sessions),

@@ -682,3 +682,40 @@ def test_the_cookie_morsel_renders_what_the_store_renders(site: Site) -> None:
     jar: SimpleCookie = SimpleCookie()
     jar.load(header)
     assert jar["session"].value == site.cookie()
+
+
+# -- session limits ------------------------------------------------------------------------------------
+
+
+def test_a_login_past_the_session_limit_is_a_403_or_the_views_own_answer(
+    backend: Backend, users: list[str]
+) -> None:
+    users.append("una")
+    site = Site(backend, max_sessions_per_user=1, on_session_limit="refuse")
+    try:
+        laptop, phone = Client(raise_request_exception=False), Client(raise_request_exception=False)
+        assert laptop.post("/auth/login/una").status_code == 200
+        refused = phone.post("/auth/login/una")  # saved by the middleware: refused there
+        assert refused.status_code == 403
+        assert b"log out of another one first" in refused.content
+        assert "session" not in refused.cookies
+        answered = phone.post("/auth/login-checked/una")  # request.session.save() in the view
+        assert (answered.status_code, answered.json()) == (409, {"error": "too many devices", "limit": 1})
+        assert "session" not in answered.cookies  # nothing saved after the refusal
+        assert phone.get("/auth/me").json() == {"username": None}
+        assert laptop.get("/auth/me").json() == {"username": "una"}
+    finally:
+        site.close()
+
+
+def test_a_login_past_the_session_limit_ends_the_oldest_session(backend: Backend, users: list[str]) -> None:
+    users.append("vic")
+    site = Site(backend, max_sessions_per_user=1)
+    try:
+        laptop, phone = Client(raise_request_exception=False), Client(raise_request_exception=False)
+        assert laptop.post("/auth/login/vic").status_code == 200
+        assert phone.post("/auth/login/vic").status_code == 200
+        assert laptop.get("/auth/me").json() == {"username": None}  # evicted: anonymous now
+        assert phone.get("/auth/me").json() == {"username": "vic"}
+    finally:
+        site.close()
