@@ -329,14 +329,18 @@ class Bench:
                     results.work += work
                     if footprint is not None:
                         results.footprints.append(footprint)
+            # The 1-minute load average before the rounds and after each: other work on the
+            # machine shows there (the benchmark itself keeps about two CPUs' worth busy).
+            load = results.meta["load_average"] = [_load()]
             for round_ in range(options.rounds):
-                self.log(f"round {round_ + 1}/{options.rounds}")
+                self.log(f"round {round_ + 1}/{options.rounds} (load average {load[-1]:g})")
                 for framework in options.frameworks:
                     for variant in (v for v in variants if v.framework == framework):
                         for network, pairs in options.plan(variant):
                             results.samples += self.measure(
                                 redis, urls[network], variant, network, pairs, round_
                             )
+                load.append(_load())
             if line is not None:
                 line_process, _ = line
                 after = delay.ping_rtt(redis.host_port, ("127.0.0.1", line_process.port))
@@ -581,6 +585,13 @@ class Bench:
             "wrk": _wrk_version(self.wrk),
             "git": _git_describe(),
         }
+
+
+def _load() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
 
 
 def _ping_json(rtt: delay.PingRtt) -> dict[str, float]:

@@ -583,6 +583,15 @@ def markdown(results: Results, *, chart: str | None) -> str:
         f"- Load: wrk `{settings['wrk']}`, {settings['rounds']} rounds, variants interleaved in every round; "
         f"{settings['warmup_requests']} warm-up requests before each measurement",
         f"- Servers: `{meta['servers']['flask']}`; `{meta['servers']['asgi']}`",
+        *(
+            [
+                "- Load average (1 min) before the rounds and after each: "
+                + ", ".join(f"{x:g}" for x in meta["load_average"])
+                + " (the benchmark itself keeps about 2 busy; more is other work on the machine)"
+            ]
+            if meta.get("load_average")
+            else []
+        ),
         *delay_lines(meta),
         "",
     ]
