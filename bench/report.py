@@ -143,15 +143,16 @@ def paired_ratio(
 ) -> Spread:
     """req/s of one variant over another's, round by round (both measured in the same round).
 
-    Both in the given network setting and session shape; a denominator that uses no Redis
+    Both in the given network setting and session shape; a variant that uses no Redis
     (the cookie session) is the same on any network, and measured on loopback only.
     """
+    num_network = network if _uses_redis(numerator) else "loopback"
     den_network = network if _uses_redis(denominator) else "loopback"
     by_round: dict[int, dict[str, float]] = defaultdict(dict)
     for s in samples:
         if s.route != route_name or s.shape != shape:
             continue
-        if s.variant == numerator and s.network == network:
+        if s.variant == numerator and s.network == num_network:
             by_round[s.round]["n"] = s.rps
         elif s.variant == denominator and s.network == den_network:
             by_round[s.round]["d"] = s.rps
@@ -289,11 +290,24 @@ def _explain(results: Results, all_rows: Sequence[Row], v: Verdict) -> str:
         w = _work(results, key, t.shape, t.route)
         trips.append(_num(w.round_trips) if w is not None else "?")
     name = "cookie session" if t.versus == "cookie" else "theirs"
-    return (
+    why = (
         f"needs ≤ {allowed:.0f} µs per request ({name} {1e6 / theirs.rps.median:.0f} / {t.goal:g}), "
         f"takes {taken:.0f}; app CPU {ours.server_cpu_us:.0f} vs {theirs.server_cpu_us:.0f} µs/req, "
         f"round trips {trips[0]} vs {trips[1]}"
     )
+    if t.versus != "cookie":
+        # What a session that costs no round trip at all reaches against the same competitor.
+        cookie = paired_ratio(
+            results.samples,
+            f"{v.framework}/cookie",
+            v.versus,
+            t.route,
+            network=v.network,
+            shape=t.shape,
+        )
+        if cookie.measured:
+            why += f"; the cookie session (no Redis) makes {cookie.median:.2f}x"
+    return why
 
 
 def verdicts(results: Results) -> list[Verdict]:

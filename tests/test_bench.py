@@ -358,6 +358,8 @@ def test_targets_say_met_or_not_met_and_why() -> None:
     assert not cached.met  # 2.5x asked
     # flask-session's median 500 req/s: 2000 µs a request, over 2.5: 800 allowed; 950 req/s: 1053 taken
     assert cached.why.startswith("needs ≤ 800 µs per request (theirs 2000 / 2.5), takes 1053")
+    # and what the cookie session (no Redis at all) makes against the same competitor, same rounds
+    assert cached.why.endswith("; the cookie session (no Redis) makes 2.00x")
     near_cookie = found[("loopback", "sharedsession-cached", "cookie", "tiny", "read")]
     assert near_cookie.met  # 0.93x of the cookie session: within 20%
     assert not found[("delay", "sharedsession-cached", "cookie", "tiny", "read")].met  # 0.75x
