@@ -8,6 +8,7 @@
     python -m bench --networks loopback --shapes tiny   # one setting of each
     python -m bench render               # re-render results.md and the chart from results.json
     python -m bench profile              # py-spy on sharedsession's /read and /write
+    python -m bench profile --frameworks asgi --variants sharedsession-cached,cookie --routes read
     python -m bench sealing              # CPU cost of encryption at rest per request, in-process
 """
 
@@ -101,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {path}")
         return 0
     if args.action == "profile":
-        return _profile(args, frameworks)
+        return _profile(args, frameworks, variants or ("sharedsession",), routes or ("read", "write"))
     if args.action == "sealing":
         from bench import sealing
 
@@ -144,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("\n".join(report.delay_lines(results.meta)))
     print()
+    print("\n".join(report.summary_table(results)))
+    print()
     print("\n".join(report.targets_table(results)))
     print()
     print(f"{report.targets_summary(results)}; the run took {results.meta['elapsed_s'] / 60:.1f} min")
@@ -153,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _profile(args: argparse.Namespace, frameworks: Sequence[Framework]) -> int:
+def _profile(
+    args: argparse.Namespace, frameworks: Sequence[Framework], variants: Sequence[str], routes: Sequence[str]
+) -> int:
     from bench import profile, redis_tools, servers
 
     cpus = Cpus.plan(not args.no_pin)
@@ -165,6 +170,7 @@ def _profile(args: argparse.Namespace, frameworks: Sequence[Framework]) -> int:
             profile.profile_one(
                 fw,
                 name,
+                variant_name=v,
                 redis=redis,
                 duration_s=max(args.duration, 5),
                 connections=args.connections,
@@ -172,7 +178,8 @@ def _profile(args: argparse.Namespace, frameworks: Sequence[Framework]) -> int:
                 work_dir=work_dir,
             )
             for fw in frameworks
-            for name in ("read", "write")
+            for v in variants
+            for name in routes
         ]
     finally:
         redis.close()

@@ -371,6 +371,62 @@ def targets_table(results: Results) -> list[str]:
     )
 
 
+def summary_table(results: Results) -> list[str]:
+    """The headline: per framework, network setting, session shape and route (/read, /write),
+    sharedsession and sharedsession-cached over the competitor (paired per round), and every
+    variant's ratio to the floor (medians)."""
+    all_rows = rows(results.samples, results.meta.get("variants", []))
+    body: list[list[str]] = []
+
+    def floor_ratio(key: str, network: str, shape: str, name: str) -> str:
+        row = _row(all_rows, key, network, shape, name)
+        return f"{row.ratio.median:.2f}" if row is not None and row.ratio.measured else "-"
+
+    def paired(key: str, versus: str, network: str, shape: str, name: str) -> str:
+        spread = paired_ratio(results.samples, key, versus, name, network=network, shape=shape)
+        return f"{spread.median:.2f}x" if spread.measured else "-"
+
+    for framework in _frameworks(results):
+        competitor = f"{framework}/{COMPETITOR[framework]}"
+        ours, cached, cookie = (
+            f"{framework}/{n}" for n in ("sharedsession", "sharedsession-cached", "cookie")
+        )
+        for network in _networks(results):
+            for shape in _shapes(results):
+                for name in ("read", "write"):
+                    if _row(all_rows, competitor, network, shape, name) is None:
+                        continue
+                    body.append(
+                        [
+                            FRAMEWORK_LABELS[framework].split(" (")[0],
+                            network,
+                            shape,
+                            f"`{route(name).path}`",
+                            paired(ours, competitor, network, shape, name),
+                            paired(cached, competitor, network, shape, name),
+                            " / ".join(
+                                floor_ratio(k, network, shape, name)
+                                for k in (ours, cached, competitor, cookie)
+                            ),
+                        ]
+                    )
+    if not body:
+        return []
+    return _table(
+        [
+            "framework",
+            "network",
+            "session",
+            "route",
+            "sharedsession ÷ competitor",
+            "sharedsession-cached ÷ competitor",
+            "x floor: sharedsession / cached / competitor / cookie session",
+        ],
+        body,
+        "llllrrr",
+    )
+
+
 def targets_summary(results: Results) -> str:
     found = verdicts(results)
     met = sum(1 for v in found if v.met)
@@ -609,6 +665,19 @@ def markdown(results: Results, *, chart: str | None) -> str:
         *delay_lines(meta),
         "",
     ]
+    summary = summary_table(results)
+    if summary:
+        out += [
+            "## Summary",
+            "",
+            "req/s over the competitor's (Flask-Session under Flask, starsessions under Starlette) "
+            "in the same round, median over rounds; and each variant's req/s over the floor's "
+            "(no session) in the same round, median. The cookie session runs with the tiny "
+            "session only, and has no Redis: its figure is the same in both network settings.",
+            "",
+            *summary,
+            "",
+        ]
     targets = targets_table(results)
     if targets:
         out += [

@@ -377,6 +377,13 @@ def test_targets_say_met_or_not_met_and_why() -> None:
     assert "### Redis behind the delay line (+0.5 ms per round trip); realistic session" in text
 
 
+def test_the_summary_pairs_each_setting_and_gives_every_ratio_to_the_floor() -> None:
+    lines = report.summary_table(_settings_results())
+    assert "| Flask | loopback | tiny | `/read` | 1.80x | 1.90x | 0.60 / 0.63 / 0.33 / 0.67 |" in lines
+    # no sharedsession-cached nor cookie session with the realistic session through the delay line
+    assert "| Flask | delay | realistic | `/read` | 1.25x | - | 0.17 / - / 0.13 / - |" in lines
+
+
 def test_markdown_has_every_table(tmp_path: Path) -> None:
     results = _results()
     text = report.markdown(results, chart="results.png")
