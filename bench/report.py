@@ -794,7 +794,11 @@ def chart(results: Results, path: Path) -> bool:
     top = max(
         [
             1.1,
-            *(r.ratio.high * 1.08 for r in all_rows if r.ratio.measured and not variant(r.variant).is_floor),
+            *(
+                r.ratio.high * 1.08
+                for r in all_rows
+                if r.ratio.measured and not variant(r.variant).is_floor and (r.shape, r.route) in groups
+            ),
         ]
     )
     for i, framework in enumerate(frameworks):
