@@ -2,7 +2,7 @@
 
 ::
 
-    python -m bench                      # 5 rounds x 2 s per measurement (about 22 minutes on 2 CPUs)
+    python -m bench                      # 5 rounds x 2 s per measurement (about 17 minutes on 2 CPUs)
     python -m bench --quick              # 3 rounds x 1 s: a look, not for publication
     python -m bench --frameworks flask --variants sharedsession,flask-session --routes read,write
     python -m bench --networks loopback --shapes tiny   # one setting of each
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = options.measurements()
     starts = options.servers_per_round()
     n_variants = len(options.selected_variants())
-    estimate = options.rounds * (starts * 2 + runs * (options.duration_s + 0.6)) + n_variants * 8 + 20
+    estimate = options.rounds * (starts * 1.5 + runs * (options.duration_s + 0.2)) + n_variants * 8 + 20
     print(
         f"about {estimate / 60:.0f} min: {options.rounds} rounds of {runs} measurements "
         f"({starts} servers) of {options.duration_s} s"

@@ -330,7 +330,7 @@ class Bench:
                     if footprint is not None:
                         results.footprints.append(footprint)
             # The 1-minute load average before the rounds and after each: other work on the
-            # machine shows there (the benchmark itself keeps about two CPUs' worth busy).
+            # machine shows there (the benchmark itself keeps one to two CPUs busy).
             load = results.meta["load_average"] = [_load()]
             for round_ in range(options.rounds):
                 self.log(f"round {round_ + 1}/{options.rounds} (load average {load[-1]:g})")

@@ -657,7 +657,8 @@ def markdown(results: Results, *, chart: str | None) -> str:
             [
                 "- Load average (1 min) before the rounds and after each: "
                 + ", ".join(f"{x:g}" for x in meta["load_average"])
-                + " (the benchmark itself keeps about 2 busy; more is other work on the machine)"
+                + " (the benchmark itself keeps one to two CPUs busy; well above 2 means other work"
+                " on the machine)"
             ]
             if meta.get("load_average")
             else []
