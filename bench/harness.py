@@ -1,13 +1,19 @@
 """The benchmark's run: a counting pass, interleaved throughput rounds, and the lost-updates test.
 
+0. **Delay line** (the ``delay`` network setting): :mod:`bench.delay` started
+   between Redis and the apps, calibrated, and checked by timing PINGs
+   straight to Redis and through it (again after the rounds).
 1. **Counting pass** (sequential requests, through :class:`~bench.proxy.CountingProxy`):
-   per variant and route, the commands sent and round trips per request, the
-   commands Redis ran (``INFO commandstats``, scripts' inner commands
-   included), then bytes in Redis and cookie bytes for ``{"user": "alice", "n": 5}``.
-   It also checks that every variant answers before the long part starts.
+   per variant, session shape and route, the commands sent, round trips and
+   bytes per request, the fields a write sets, the commands Redis ran
+   (``INFO commandstats``, scripts' inner commands included), then bytes in
+   Redis and cookie bytes per session of each shape. It also checks that
+   every variant answers before the long part starts.
 2. **Rounds**: in each round, every variant of a framework in turn (A B C A B
-   C ...), one server at a time, each route measured by wrk for the same
-   duration. Ratios are taken to the framework's floor *of the same round*.
+   C ...), one server at a time (a server per network setting, each with
+   its Redis URL: straight, or through the delay line), each route of each
+   session shape measured by wrk for the same duration. Ratios are taken to
+   the framework's floor *of the same round*.
 3. **Lost updates**: per variant, two servers (two replicas) on one Redis;
    200 concurrent writes of distinct keys in one session, alternating between
    them; then the session is read back with the cookie a browser would hold.
@@ -30,8 +36,22 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import http, proxy, redis_tools, servers, wrk
-from bench.model import FORGED, ROUTES, VARIANTS, Framework, Route, Variant, forge
+from bench import delay, http, proxy, redis_tools, servers, wrk
+from bench.model import (
+    FORGED,
+    NETWORKS,
+    ROUTES,
+    SETTING_ROUTES,
+    SHAPES,
+    TINY_ONLY,
+    VARIANTS,
+    Framework,
+    Network,
+    Route,
+    Shape,
+    Variant,
+    forge,
+)
 
 SECRET = "bench-secret-key-" + "0123456789abcdef" * 2
 
@@ -40,7 +60,7 @@ Log = Callable[[str], None]
 
 @dataclass
 class Options:
-    duration_s: int = 3
+    duration_s: int = 2
     rounds: int = 5
     connections: int = 8
     threads: int = 1
@@ -48,8 +68,12 @@ class Options:
     count_requests: int = 50
     lost_writes: int = 200
     frameworks: tuple[Framework, ...] = ("flask", "asgi")
-    variants: tuple[str, ...] = ()  # variant names to run; () = all (the floor always runs)
+    # Variant names to run; () = all but the optional ones (the floor always runs).
+    variants: tuple[str, ...] = ()
     routes: tuple[str, ...] = ()  # route names; () = all
+    networks: tuple[Network, ...] = NETWORKS
+    shapes: tuple[Shape, ...] = SHAPES
+    rtt_ms: float = 0.5  # what the delay line adds to a round trip
     redis_url: str | None = None  # None: start a redis-server of our own
     pin: bool = True
     lost: bool = True
@@ -62,7 +86,7 @@ class Options:
         chosen: list[Variant] = []
         for v in VARIANTS:
             if v.framework in self.frameworks and (
-                v.is_floor or not self.variants or v.name in self.variants
+                v.is_floor or v.name in self.variants or (not self.variants and not v.optional)
             ):
                 chosen.append(v)
                 if v.name == "sharedsession":
@@ -71,6 +95,45 @@ class Options:
 
     def selected_routes(self) -> list[Route]:
         return [r for r in ROUTES if not self.routes or r.name in self.routes]
+
+    def networks_of(self, v: Variant) -> list[Network]:
+        """Where ``v`` runs: every network setting, or loopback only if it does not use Redis."""
+        return list(self.networks) if v.server_side else ["loopback"]
+
+    def shapes_of(self, v: Variant) -> list[Shape]:
+        """The session shapes wrk measures ``v`` with (the floor has no session: "tiny" stands for it)."""
+        if v.is_floor:
+            return ["tiny"]
+        if v.name in TINY_ONLY:
+            return ["tiny"] if "tiny" in self.shapes else []
+        return list(self.shapes)
+
+    def routes_of(self, v: Variant, network: Network, shape: Shape) -> list[Route]:
+        """Every selected route on loopback with the tiny session; elsewhere those of SETTING_ROUTES.
+
+        The floor has no session: its routes are those of every setting (each setting's
+        ratios are taken to it).
+        """
+        routes = self.selected_routes()
+        if v.is_floor or (network == "loopback" and shape == "tiny"):
+            return routes
+        return [r for r in routes if r.name in SETTING_ROUTES]
+
+    def plan(self, v: Variant) -> list[tuple[Network, list[tuple[Shape, Route]]]]:
+        """Per server of ``v`` (one per network setting): the (shape, route) pairs wrk measures."""
+        out: list[tuple[Network, list[tuple[Shape, Route]]]] = []
+        for network in self.networks_of(v):
+            pairs = [(shape, r) for shape in self.shapes_of(v) for r in self.routes_of(v, network, shape)]
+            if pairs:
+                out.append((network, pairs))
+        return out
+
+    def measurements(self) -> int:
+        """wrk runs per round."""
+        return sum(len(pairs) for v in self.selected_variants() for _, pairs in self.plan(v))
+
+    def servers_per_round(self) -> int:
+        return sum(len(self.plan(v)) for v in self.selected_variants())
 
 
 @dataclass
@@ -88,6 +151,8 @@ class Sample:
     commands: dict[str, float]  # INFO commandstats calls per request (inner script commands included)
     redis_cpu_us: float  # Redis CPU per request
     server_cpu_us: float = 0.0  # the app server's CPU per request (user + system)
+    network: str = "loopback"  # Network
+    shape: str = "tiny"  # Shape
 
 
 @dataclass
@@ -101,11 +166,16 @@ class Work:
     round_trips: float
     sent: dict[str, float]  # commands sent, by name
     run: dict[str, float]  # commands Redis ran, scripts' inner commands included
+    shape: str = "tiny"
+    bytes_sent: float = 0.0  # app -> Redis, per request
+    bytes_received: float = 0.0  # Redis -> app, per request
+    fields_written: float = 0.0  # fields sharedsession's UPDATE set or deleted, per request
+    listener: dict[str, float] = field(default_factory=dict)  # the local cache's listener, per request
 
 
 @dataclass
 class Footprint:
-    """One session holding ``{"user": "alice", "n": 5}``: in Redis, and in the cookie."""
+    """One session of one shape (made by ``POST /login``): in Redis, and in the cookie."""
 
     variant: str
     key: str | None
@@ -113,6 +183,7 @@ class Footprint:
     key_bytes: int
     payload_bytes: int  # the stored value (a hash: its field names and values)
     cookie_bytes: int  # "session=<value>", as the browser sends it back on every request
+    shape: str = "tiny"
 
 
 @dataclass
@@ -193,8 +264,8 @@ def session_key(variant: Variant, prefix: str, cookie: str | None) -> str | None
 FLOOR_COOKIE = f"{http.COOKIE_NAME}=" + "0" * 90
 
 
-def login(server: servers.AppServer) -> str | None:
-    reply = http.request(server.port, "POST", "/login")
+def login(server: servers.AppServer, shape: Shape = "tiny") -> str | None:
+    reply = http.request(server.port, "POST", "/login" + ("?shape=realistic" if shape == "realistic" else ""))
     if reply.status != 200:
         raise RuntimeError(f"{server.variant.key}: POST /login answered {reply.status}: {reply.body[:200]!r}")
     if server.variant.is_floor:
@@ -227,29 +298,80 @@ class Bench:
         options = self.options
         variants = options.selected_variants()
         routes = options.selected_routes()
-        with self._redis() as redis:
-            results = Results(meta=self._meta(redis, variants, routes))
+        with self._redis() as redis, self._delay_line(redis) as line:
             started = time.monotonic()
+            results = Results(meta=self._meta(redis, variants, routes))
             self.log(f"Redis: {redis.url} ({'started by the benchmark' if redis.owned else 'REDIS_URL'})")
             self.log(f"pinning: {self.cpus.describe()}")
-            self.log("counting pass: commands, round trips, bytes per session")
+            urls: dict[Network, str] = {"loopback": redis.url}
+            if line is not None:
+                line_process, rtt = line
+                urls["delay"] = redis.url_via("127.0.0.1", line_process.port)
+                results.meta["delay"] = {
+                    "rtt_ms": options.rtt_ms,
+                    "hold_ms": line_process.hold_ms,
+                    "ping_before": _ping_json(rtt),
+                }
+                self.log(
+                    f"delay line: holds each chunk {line_process.hold_ms:.3f} ms either way; {rtt.describe()}"
+                )
+            self.log("counting pass: commands, round trips, bytes per request and per session")
             for variant in variants:
-                work, footprint = self.count(redis, variant, [*routes, FORGED])
-                results.work += work
-                if footprint is not None:
-                    results.footprints.append(footprint)
+                # Every shape, the cookie session's too: its size says why it runs the tiny one only.
+                shapes: list[Shape] = ["tiny"] if variant.is_floor else list(options.shapes)
+                for shape in shapes:
+                    counted = (
+                        [*routes, FORGED]
+                        if shape == "tiny"
+                        else options.routes_of(variant, "loopback", shape)
+                    )
+                    work, footprint = self.count(redis, variant, counted, shape)
+                    results.work += work
+                    if footprint is not None:
+                        results.footprints.append(footprint)
+            # The 1-minute load average before the rounds and after each: other work on the
+            # machine shows there (the benchmark itself keeps one to two CPUs busy).
+            load = results.meta["load_average"] = [_load()]
             for round_ in range(options.rounds):
-                self.log(f"round {round_ + 1}/{options.rounds}")
+                self.log(f"round {round_ + 1}/{options.rounds} (load average {load[-1]:g})")
                 for framework in options.frameworks:
                     for variant in (v for v in variants if v.framework == framework):
-                        results.samples += self.measure(redis, variant, routes, round_)
+                        for network, pairs in options.plan(variant):
+                            results.samples += self.measure(
+                                redis, urls[network], variant, network, pairs, round_
+                            )
+                load.append(_load())
+            if line is not None:
+                line_process, _ = line
+                after = delay.ping_rtt(redis.host_port, ("127.0.0.1", line_process.port))
+                results.meta["delay"]["ping_after"] = _ping_json(after)
+                self.log(f"delay line, after the rounds: {after.describe()}")
             if options.lost:
                 self.log(f"lost updates: {options.lost_writes} concurrent writes over two replicas")
                 for variant in variants:
                     if not variant.is_floor and not variant.build:
                         results.lost.append(self.lost_updates(redis, variant))
             results.meta["elapsed_s"] = round(time.monotonic() - started, 1)
+        if line is not None:
+            results.meta["delay"]["held"] = line[0].stats
+            self.log(f"delay line: chunks held {_held(line[0].stats)}")
         return results
+
+    @contextlib.contextmanager
+    def _delay_line(
+        self, redis: redis_tools.BenchRedis
+    ) -> Iterator[tuple[delay.DelayProcess, delay.PingRtt] | None]:
+        if "delay" not in self.options.networks:
+            yield None
+            return
+        host, port = redis.host_port
+        line, rtt = delay.calibrated(
+            host, port, rtt_ms=self.options.rtt_ms, pin=servers.pin_prefix(self.cpus.redis)
+        )
+        try:
+            yield line, rtt
+        finally:
+            line.__exit__()
 
     @contextlib.contextmanager
     def _redis(self) -> Iterator[redis_tools.BenchRedis]:
@@ -283,7 +405,7 @@ class Bench:
             server.stop()
 
     def count(
-        self, redis: redis_tools.BenchRedis, variant: Variant, routes: Sequence[Route]
+        self, redis: redis_tools.BenchRedis, variant: Variant, routes: Sequence[Route], shape: Shape = "tiny"
     ) -> tuple[list[Work], Footprint | None]:
         n = self.options.count_requests
         work: list[Work] = []
@@ -291,8 +413,10 @@ class Bench:
             proxy.CountingProxy(*redis.host_port) as counter,
             self._server(variant, redis.url_via("127.0.0.1", counter.port)) as server,
         ):
-            cookie = login(server)
-            footprint = self.footprint(redis, variant, cookie) if variant.name != "none" else None
+            cookie = login(server, shape)
+            footprint = self.footprint(redis, variant, cookie, shape) if variant.name != "none" else None
+            if variant.name in TINY_ONLY and shape != "tiny":
+                routes = []  # only its size is of interest: it is not measured with this shape
             for route in routes:
                 sent = cookie_for(route, cookie)
                 for _ in range(5):  # connections, scripts cached: the steady state
@@ -314,15 +438,23 @@ class Bench:
                         round_trips=trips.round_trips / n,
                         sent={name: c / n for name, c in trips.commands.items()},
                         run=usage.per_request(n),
+                        shape=shape,
+                        bytes_sent=trips.bytes_sent / n,
+                        bytes_received=trips.bytes_received / n,
+                        fields_written=trips.fields_written / n,
+                        listener={name: c / n for name, c in trips.listener.items()},
                     )
                 )
         self.log(
-            f"  {variant.key:22} "
+            f"  {variant.key:28} {shape:9} "
             + "  ".join(f"{w.route}: {w.round_trips:g} trip{'s' if w.round_trips != 1 else ''}" for w in work)
+            + (f"  (cookie {footprint.cookie_bytes} bytes)" if footprint is not None and not work else "")
         )
         return work, footprint
 
-    def footprint(self, redis: redis_tools.BenchRedis, variant: Variant, cookie: str | None) -> Footprint:
+    def footprint(
+        self, redis: redis_tools.BenchRedis, variant: Variant, cookie: str | None, shape: Shape = "tiny"
+    ) -> Footprint:
         key = session_key(variant, self.prefix, cookie)
         if key is not None and not redis.client.exists(key):
             raise RuntimeError(f"{variant.key}: no session at {key} after a login")
@@ -333,18 +465,26 @@ class Bench:
             key_bytes=len(key.encode()) if key else 0,
             payload_bytes=redis.payload_bytes(key) if key else 0,
             cookie_bytes=len(cookie.encode()) if cookie else 0,
+            shape=shape,
         )
 
     def measure(
-        self, redis: redis_tools.BenchRedis, variant: Variant, routes: Sequence[Route], round_: int
+        self,
+        redis: redis_tools.BenchRedis,
+        redis_url: str,
+        variant: Variant,
+        network: Network,
+        pairs: Sequence[tuple[Shape, Route]],
+        round_: int,
     ) -> list[Sample]:
+        """One server of ``variant`` (its Redis at ``redis_url``), wrk on each (shape, route)."""
         options = self.options
         samples: list[Sample] = []
-        with self._server(variant, redis.url) as server:
-            cookie = login(server)
+        with self._server(variant, redis_url) as server:
+            cookies = {shape: login(server, shape) for shape in dict.fromkeys(shape for shape, _ in pairs)}
             url = f"http://127.0.0.1:{server.port}"
-            for route in routes:
-                sent = cookie_for(route, cookie)
+            for shape, route in pairs:
+                sent = cookie_for(route, cookies[shape])
                 http.many(
                     [(server.port, route.method, route.path, sent)] * options.warmup_requests,
                     concurrency=options.connections,
@@ -377,12 +517,17 @@ class Bench:
                         commands=usage.per_request(result.requests),
                         redis_cpu_us=usage.cpu_s * 1e6 / result.requests if result.requests else 0.0,
                         server_cpu_us=cpu * 1e6 / result.requests if result.requests else 0.0,
+                        network=network,
+                        shape=shape,
                     )
                 )
         self.log(
-            f"  {variant.key:22} "
+            f"  {variant.key:28} {network:8} "
             + "  ".join(
-                f"{s.route} {s.rps:,.0f}/s" + (f" ({s.errors} errors)" if s.errors else "") for s in samples
+                (f"{s.route}" if s.shape == "tiny" else f"{s.route}/{s.shape[:4]}")
+                + f" {s.rps:,.0f}/s"
+                + (f" ({s.errors} errors)" if s.errors else "")
+                for s in samples
             )
         )
         return samples
@@ -421,6 +566,9 @@ class Bench:
                 "warmup_requests": o.warmup_requests,
                 "count_requests": o.count_requests,
                 "lost_writes": o.lost_writes,
+                "networks": list(o.networks),
+                "shapes": list(o.shapes),
+                "rtt_ms": o.rtt_ms,
             },
             "variants": [v.key for v in variants],
             "builds": dict(o.builds),
@@ -437,6 +585,26 @@ class Bench:
             "wrk": _wrk_version(self.wrk),
             "git": _git_describe(),
         }
+
+
+def _load() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
+
+
+def _ping_json(rtt: delay.PingRtt) -> dict[str, float]:
+    return {**asdict(rtt), "added_ms": round(rtt.added_ms, 3)}
+
+
+def _held(stats: dict[str, Any]) -> str:
+    parts = []
+    for direction, label in (("up", "app→Redis"), ("down", "Redis→app")):
+        d = stats.get(direction)
+        if d:
+            parts.append(f"{label} {d['chunks']:,} chunks, median {d['p50_ms']} ms, p99 {d['p99_ms']} ms")
+    return "; ".join(parts) or "no figures"
 
 
 def machine_notes(cpus: Cpus) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""What is measured: variants (framework x session layer) and routes."""
+"""What is measured: variants (framework x session layer), routes, network settings, session shapes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 Framework = Literal["flask", "asgi"]
+Network = Literal["loopback", "delay"]
+Shape = Literal["tiny", "realistic"]
 
 FRAMEWORK_LABELS: dict[Framework, str] = {
     "flask": "Flask (gunicorn, 1 sync worker)",
@@ -20,6 +22,8 @@ class Variant:
     label: str
     # Another build of sharedsession to run instead of the installed one (--build TAG=PATH).
     build: str = ""
+    # Run only when named in --variants (not part of the default run).
+    optional: bool = False
 
     @property
     def key(self) -> str:
@@ -42,17 +46,36 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("flask", "none", "Flask, no session (floor)"),
     Variant("flask", "cookie", "Flask cookie session"),
     Variant("flask", "sharedsession", "sharedsession (Flask)"),
-    Variant("flask", "sharedsession-enc", "sharedsession, encrypted (Flask)"),
+    Variant("flask", "sharedsession-cached", "sharedsession, local cache (Flask)"),
+    Variant("flask", "sharedsession-enc", "sharedsession, encrypted (Flask)", optional=True),
     Variant("flask", "flask-session", "Flask-Session (Redis)"),
     Variant("asgi", "none", "Starlette, no session (floor)"),
     Variant("asgi", "cookie", "Starlette cookie session"),
     Variant("asgi", "sharedsession", "sharedsession (ASGI)"),
-    Variant("asgi", "sharedsession-enc", "sharedsession, encrypted (ASGI)"),
+    Variant("asgi", "sharedsession-cached", "sharedsession, local cache (ASGI)"),
+    Variant("asgi", "sharedsession-enc", "sharedsession, encrypted (ASGI)", optional=True),
     Variant("asgi", "starsessions", "starsessions (Redis)"),
 )
 
 # The competitor each target compares sharedsession with, per framework.
 COMPETITOR: dict[Framework, str] = {"flask": "flask-session", "asgi": "starsessions"}
+
+NETWORKS: tuple[Network, ...] = ("loopback", "delay")
+NETWORK_LABELS: dict[Network, str] = {
+    "loopback": "loopback",
+    "delay": "Redis behind the delay line (+0.5 ms per round trip)",
+}
+SHAPES: tuple[Shape, ...] = ("tiny", "realistic")
+SHAPE_LABELS: dict[Shape, str] = {
+    "tiny": 'tiny session ({"user", "n"})',
+    "realistic": "realistic session (22 keys: those two, 20 of 200 bytes)",
+}
+# Routes measured in every setting; the others only on loopback with the tiny session
+# (they do not touch the session's data, or only create it).
+SETTING_ROUTES = ("read", "write")
+# Variants without Redis are the same on any network: measured on loopback only. The cookie
+# session only holds the tiny session: the realistic one is over the 4096 bytes browsers keep.
+TINY_ONLY = ("cookie",)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Profile sharedsession's request path under load: py-spy on the app server while wrk runs.
 
 ``python -m bench profile`` samples the serving process (gunicorn's worker,
-or uvicorn) on ``/read`` and ``/write`` and prints, per framework and route,
+or uvicorn) on ``/read`` and ``/write`` (or the ``--variants`` and ``--routes``
+given) and prints, per framework and route,
 the functions where the CPU time goes (own time) and the share of time spent
 under each of sharedsession's functions (inclusive). Only on-CPU time is
 sampled: time spent waiting for Redis or for the next request is not.
@@ -88,13 +89,14 @@ def profile_one(
     cpus: Cpus,
     work_dir: Path,
     rate: int = 500,
+    variant_name: str = "sharedsession",
 ) -> Profile:
     pyspy = shutil.which(
         "py-spy", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     )
     if pyspy is None:
         raise SystemExit("py-spy is missing: pip install -e '.[bench]'")
-    v = variant(f"{framework}/sharedsession")
+    v = variant(f"{framework}/{variant_name}")
     r = route(route_name)
     server = servers.start(v, redis.url, secret=SECRET, prefix="", cpu=cpus.server, log_dir=work_dir)
     try:

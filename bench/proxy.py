@@ -13,8 +13,16 @@ sharedsession's). Commands that scripts run inside Redis are not sent and do
 not appear here; ``INFO commandstats`` counts them (see
 :mod:`bench.redis_tools`).
 
+It also counts the bytes each way, and the fields sharedsession's UPDATE
+script sets or deletes (its ARGV says how many): what a write sends.
+
+The local cache's listener (a connection that turns on ``CLIENT TRACKING``
+or subscribes) is counted apart: its heartbeat PINGs are not the requests'
+round trips.
+
 The proxy adds latency, so it is used in a separate, sequential run, never
-while throughput is measured.
+while throughput is measured (the ``delay`` network setting uses
+:mod:`bench.delay`, which counts nothing).
 """
 
 from __future__ import annotations
@@ -24,18 +32,33 @@ import contextlib
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class Count:
     round_trips: int
     commands: Mapping[str, int]
+    bytes_sent: int = 0  # app -> Redis
+    bytes_received: int = 0  # Redis -> app
+    fields_written: int = 0  # set or deleted by EVALSHA update
+    listener: Mapping[str, int] = field(default_factory=dict)  # commands on listener connections
 
     def minus(self, before: Count) -> Count:
-        names = set(self.commands) | set(before.commands)
-        diff = {n: self.commands.get(n, 0) - before.commands.get(n, 0) for n in names}
-        return Count(self.round_trips - before.round_trips, {n: c for n, c in sorted(diff.items()) if c})
+        return Count(
+            self.round_trips - before.round_trips,
+            _diff(self.commands, before.commands),
+            self.bytes_sent - before.bytes_sent,
+            self.bytes_received - before.bytes_received,
+            self.fields_written - before.fields_written,
+            _diff(self.listener, before.listener),
+        )
+
+
+def _diff(after: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
+    names = set(after) | set(before)
+    diff = {n: after.get(n, 0) - before.get(n, 0) for n in names}
+    return {n: c for n, c in sorted(diff.items()) if c}
 
 
 class RespCommands:
@@ -98,6 +121,25 @@ def command_name(words: list[bytes], scripts: Mapping[str, str]) -> str:
     return name
 
 
+def fields_written(words: list[bytes], scripts: Mapping[str, str]) -> int:
+    """Fields an ``EVALSHA update`` sets or deletes (ARGV: now, idle, n, n pairs, deletions); else 0."""
+    if len(words) < 3 or words[0].upper() != b"EVALSHA":
+        return 0
+    if scripts.get(words[1].decode("ascii", "replace")) != "update":
+        return 0
+    try:
+        argv = words[3 + int(words[2]) :]
+        pairs = int(argv[2])
+    except (ValueError, IndexError):
+        return 0
+    return pairs + max(0, len(argv) - 3 - 2 * pairs)
+
+
+def is_listener_setup(name: str) -> bool:
+    """A command that makes a connection the local cache's listener (not a data connection)."""
+    return name in ("CLIENT TRACKING", "SUBSCRIBE")
+
+
 def known_scripts() -> dict[str, str]:
     from sharedsession._core import scripts
 
@@ -116,6 +158,10 @@ class CountingProxy:
         self._lock = threading.Lock()
         self._round_trips = 0
         self._commands: Counter[str] = Counter()
+        self._listener: Counter[str] = Counter()
+        self._sent = 0
+        self._received = 0
+        self._fields = 0
         self._scripts = known_scripts()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -134,7 +180,14 @@ class CountingProxy:
 
     def count(self) -> Count:
         with self._lock:
-            return Count(self._round_trips, dict(self._commands))
+            return Count(
+                self._round_trips,
+                dict(self._commands),
+                self._sent,
+                self._received,
+                self._fields,
+                dict(self._listener),
+            )
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -162,15 +215,24 @@ class CountingProxy:
             client_w.close()
             return
         state = {"last": "server"}  # a fresh connection: the first send starts a round trip
+        listener = False  # the local cache's listener: counted apart
         parser = RespCommands()
 
         async def upstream() -> None:
+            nonlocal listener
             while data := await client_r.read(65536):
-                names = [command_name(words, self._scripts) for words in parser.feed(data)]
+                commands = parser.feed(data)
+                names = [command_name(words, self._scripts) for words in commands]
+                listener = listener or any(is_listener_setup(n) for n in names)
                 with self._lock:
-                    if state["last"] != "client":
-                        self._round_trips += 1
-                    self._commands.update(names)
+                    if listener:
+                        self._listener.update(names)
+                    else:
+                        if state["last"] != "client":
+                            self._round_trips += 1
+                        self._commands.update(names)
+                        self._sent += len(data)
+                        self._fields += sum(fields_written(words, self._scripts) for words in commands)
                 state["last"] = "client"
                 server_w.write(data)
                 await server_w.drain()
@@ -179,6 +241,9 @@ class CountingProxy:
         async def downstream() -> None:
             while data := await server_r.read(65536):
                 state["last"] = "server"
+                if not listener:
+                    with self._lock:
+                        self._received += len(data)
                 client_w.write(data)
                 await client_w.drain()
             client_w.close()

@@ -2,8 +2,8 @@
 
 Variants: ``none`` (no session middleware: the floor), ``cookie``
 (Starlette's own signed-cookie ``SessionMiddleware``), ``sharedsession``,
-``sharedsession-enc`` (with encryption at rest),
-``starsessions`` (with its ``RedisStore``; views load the session
+``sharedsession-enc`` (with encryption at rest), ``sharedsession-cached``
+(with the local cache), ``starsessions`` (with its ``RedisStore``; views load the session
 explicitly, its cheapest use: requests that do not need it cost nothing).
 """
 
@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from bench.apps import LIFETIME_SECONDS, LOGIN_DATA, AppSettings
+from bench.apps import CACHE_ENTRIES, LIFETIME_SECONDS, AppSettings, login_data
 
-VARIANTS = ("none", "cookie", "sharedsession", "sharedsession-enc", "starsessions")
+VARIANTS = ("none", "cookie", "sharedsession", "sharedsession-enc", "sharedsession-cached", "starsessions")
 
 
 def create_app(settings: AppSettings) -> Starlette:
@@ -30,7 +30,7 @@ def create_app(settings: AppSettings) -> Starlette:
         from starlette.middleware.sessions import SessionMiddleware as CookieSessions
 
         middleware.append(Middleware(CookieSessions, secret_key=settings.secret, max_age=LIFETIME_SECONDS))
-    elif settings.variant in ("sharedsession", "sharedsession-enc"):
+    elif settings.variant.startswith("sharedsession"):
         from sharedsession.asgi import SessionMiddleware
 
         middleware.append(
@@ -40,6 +40,7 @@ def create_app(settings: AppSettings) -> Starlette:
                 redis_url=settings.redis_url,
                 key_prefix=settings.prefix + "sharedsession:",
                 encryption_keys=settings.encryption_keys,
+                local_cache=CACHE_ENTRIES if settings.variant == "sharedsession-cached" else 0,
             )
         )
     elif settings.variant == "starsessions":
@@ -83,7 +84,7 @@ def create_app(settings: AppSettings) -> Starlette:
     async def login(request: Request) -> PlainTextResponse:
         if uses_session:
             await load(request)
-            request.session.update(LOGIN_DATA)
+            request.session.update(login_data(request.query_params.get("shape")))
         return PlainTextResponse("alice")
 
     async def kv(request: Request) -> PlainTextResponse:

@@ -2,19 +2,20 @@
 
 Variants: ``none`` (no session: the floor), ``cookie`` (Flask's own signed
 cookie), ``sharedsession``, ``sharedsession-enc`` (with encryption at rest),
-``flask-session`` (Flask-Session with Redis, its defaults otherwise).
+``sharedsession-cached`` (with the local cache), ``flask-session``
+(Flask-Session with Redis, its defaults otherwise).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify, session
+from flask import Flask, Response, jsonify, request, session
 from flask.sessions import SessionInterface, SessionMixin
 
-from bench.apps import LOGIN_DATA, AppSettings
+from bench.apps import CACHE_ENTRIES, AppSettings, login_data
 
-VARIANTS = ("none", "cookie", "sharedsession", "sharedsession-enc", "flask-session")
+VARIANTS = ("none", "cookie", "sharedsession", "sharedsession-enc", "sharedsession-cached", "flask-session")
 
 
 class _NoSession(SessionInterface):
@@ -35,7 +36,7 @@ def create_app(settings: AppSettings) -> Flask:
     uses_session = settings.variant != "none"
     if settings.variant == "none":
         app.session_interface = _NoSession()
-    elif settings.variant in ("sharedsession", "sharedsession-enc"):
+    elif settings.variant.startswith("sharedsession"):
         from sharedsession import SessionConfig
         from sharedsession.flask import SharedSession
 
@@ -45,6 +46,7 @@ def create_app(settings: AppSettings) -> Flask:
             redis_url=settings.redis_url,
             key_prefix=prefix,
             encryption_keys=settings.encryption_keys,
+            local_cache=CACHE_ENTRIES if settings.variant == "sharedsession-cached" else 0,
         )
         SharedSession(app, config)
     elif settings.variant == "flask-session":
@@ -79,7 +81,7 @@ def create_app(settings: AppSettings) -> Flask:
     @app.post("/login")
     def login() -> str:
         if uses_session:
-            session.update(LOGIN_DATA)
+            session.update(login_data(request.args.get("shape")))
         return "alice"
 
     @app.post("/kv/<key>")
