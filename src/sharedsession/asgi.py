@@ -25,8 +25,9 @@ Redis unreachable: loading a session (a request with a valid cookie) answers
 response with a 503 (its start has not gone out yet). A login refused by
 ``max_sessions_per_user`` (``on_session_limit="refuse"``) replaces it with a
 403 the same way; to answer it yourself, save in the view first
-(``await save_session(request)``) and catch :class:`~sharedsession.SessionLimitError`. Requests without a
-session cookie, and excluded paths, never touch Redis.
+(``await save_session(request)``) and catch
+:class:`~sharedsession.SessionLimitError`. Requests without a session cookie,
+and excluded paths, never touch Redis.
 
 With ``token_header`` set (``SessionConfig(token_header="Authorization")``),
 the session travels as ``Authorization: Bearer <token>`` rather than the
@@ -82,14 +83,14 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-_UNAVAILABLE_HEADERS = tuple(
-    (name.encode("latin-1"), value.encode("latin-1"))
-    for name, value in (*UNAVAILABLE_HEADERS, ("content-length", str(len(UNAVAILABLE_BODY))))
-)
-_LIMIT_HEADERS = tuple(
-    (name.encode("latin-1"), value.encode("latin-1"))
-    for name, value in (*LIMIT_HEADERS, ("content-length", str(len(LIMIT_BODY))))
-)
+def _raw_headers(headers: Iterable[tuple[str, str]], body: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """A plain answer's headers as ASGI sends them, with its Content-Length."""
+    named = (*headers, ("content-length", str(len(body))))
+    return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in named)
+
+
+_UNAVAILABLE_HEADERS = _raw_headers(UNAVAILABLE_HEADERS, UNAVAILABLE_BODY)
+_LIMIT_HEADERS = _raw_headers(LIMIT_HEADERS, LIMIT_BODY)
 _RESPONSE_KEY = "sharedsession.response"
 # Before accept, a close is a denial (servers answer 403); 1013 is "try again later".
 _WS_TRY_AGAIN_LATER = 1013

@@ -94,7 +94,7 @@ def sessions_of(keys: k.KeySpace, expiry: Expiry, user_id: str, now_ms: int) -> 
     """The user's live sessions, oldest first; drops index entries of sessions dead for good."""
     user_key = keys.user(user_id)
     (handles,) = yield (Script(INDEX_READ, user_key, (now_ms,)),)
-    names = [_text(h) for h in handles] if isinstance(handles, list) else []
+    names = [text_of(h) for h in handles] if isinstance(handles, list) else []
     if not names:
         return []
     batch: Batch = ()
@@ -137,7 +137,7 @@ def revoke_user(keys: k.KeySpace, user_id: str, now_ms: int) -> Steps[int]:
     """
     user_key = keys.user(user_id)
     (handles,) = yield (Script(INDEX_READ, user_key, (now_ms,)),)
-    names = [_text(h) for h in handles] if isinstance(handles, list) else []
+    names = [text_of(h) for h in handles] if isinstance(handles, list) else []
     if not names:
         return 0
     found = yield from end_sessions(keys, names, user_id)
@@ -166,7 +166,7 @@ def unlist(keys: k.KeySpace, dead: Iterable[tuple[str, str]]) -> Steps[None]:
 def _end_reply(reply: object) -> tuple[int, str]:
     """END's reply as (1, user) ended, (2, handle) moved, or (0, "") nothing."""
     if isinstance(reply, list) and len(reply) == 2 and reply[0] in (1, 2):
-        return int(reply[0]), _text(reply[1])
+        return int(reply[0]), text_of(reply[1])
     return 0, ""
 
 
@@ -182,7 +182,7 @@ def _info(handle: str, meta: object, pttl: object, expiry: Expiry, now_ms: int) 
         return None
     if not isinstance(pttl, int) or pttl < 0:
         return None
-    _, created, user, ip, agent, _ = (None if v is None else _text(v) for v in meta)
+    _, created, user, ip, agent, _ = (None if v is None else text_of(v) for v in meta)
     if created is None or not created.isdigit():
         return None
     created_ms = int(created)
@@ -198,7 +198,8 @@ def _info(handle: str, meta: object, pttl: object, expiry: Expiry, now_ms: int) 
     )
 
 
-def _text(value: object) -> str:
+def text_of(value: object) -> str:
+    """A reply's bytes as text (the keys and values we store are UTF-8)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 

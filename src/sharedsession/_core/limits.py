@@ -29,7 +29,7 @@ is the session's absolute deadline) counts until then, never evicted.
 from __future__ import annotations
 
 from sharedsession._core import keys as k
-from sharedsession._core.admin import end_sessions
+from sharedsession._core.admin import end_sessions, text_of
 from sharedsession._core.errors import SessionLimitError, StoreUnavailableError
 from sharedsession._core.expiry import HORIZON_IDLE_PERIODS, Expiry
 from sharedsession._core.ops import Command, Script, Steps
@@ -76,7 +76,7 @@ def join_index(
         if reply == 1:
             return evicted
         flat = reply if isinstance(reply, list) else []
-        scores = {_text(entry): _number(score) for entry, score in zip(flat[::2], flat[1::2], strict=False)}
+        scores = {text_of(entry): _number(score) for entry, score in zip(flat[::2], flat[1::2], strict=False)}
         others = [entry for entry in scores if entry not in (handle, replaced)]
         metas = yield tuple(Command(("HMGET", keys.session(entry), *_FIELDS)) for entry in others)
         drop, linked = [], []
@@ -105,7 +105,7 @@ def join_index(
 def _fields(meta: object) -> tuple[str | None, ...]:
     if not isinstance(meta, list) or len(meta) != len(_FIELDS):
         return (None,) * len(_FIELDS)
-    return tuple(None if value is None else _text(value) for value in meta)
+    return tuple(None if value is None else text_of(value) for value in meta)
 
 
 def _settled(score: int, created_ms: int, expiry: Expiry, now_ms: int) -> bool:
@@ -119,10 +119,6 @@ def _settled(score: int, created_ms: int, expiry: Expiry, now_ms: int) -> bool:
 
 def _number(value: object) -> int:
     try:
-        return int(float(_text(value)))
+        return int(float(text_of(value)))
     except ValueError:
         return 0
-
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
