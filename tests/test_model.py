@@ -34,10 +34,11 @@ runs a long search; the default profile is CI's.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
+import random
 import time
-import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,7 @@ from hypothesis.stateful import (
 
 from sharedsession import ExpireCookie, Session, SessionConfig, SessionStore, SetCookie
 from sharedsession._aead import AesGcm
-from sharedsession._core import admin, codec
+from sharedsession._core import admin, codec, plan
 from sharedsession._core import keys as k
 from sharedsession._core.expiry import Expiry
 from sharedsession._core.record import State
@@ -174,8 +175,16 @@ class Replicas(RuleBasedStateMachine):
         # A whole second, an hour ahead: cookie ages and renewals (whole seconds) fall the same way
         # in every replay, and Redis never expires a key by its own clock before the model does.
         self.clock = FakeClock(float(int(time.time()) + 3600))
-        self.prefix = f"{backend.prefix}m{uuid.uuid4().hex[:8]}:"
+        # Everything a replay could see differently is fixed: the key prefix (on Cluster it
+        # decides the slots, so which nodes a cut-short batch reaches) and the session ids
+        # (their order breaks ties in the user index, so which sessions a cut-short
+        # revocation reaches). Machines run one after another; each starts on a clean prefix.
+        self.prefix = f"{backend.prefix}m:"
         self.raw = backend.sync_client()
+        self.backend.delete(self.raw, self.prefix)
+        ids = random.Random(0)
+        self.real_new_sid = vars(plan)["new_sid"]
+        vars(plan)["new_sid"] = lambda: base64.urlsafe_b64encode(ids.randbytes(32)).rstrip(b"=").decode()
         load_scripts(self.raw)
         self.clients = [backend.sync_client() for _ in range(REPLICAS)]
         self.stores = [SessionStore(self.config(client), clock=self.clock) for client in self.clients]
@@ -206,6 +215,7 @@ class Replicas(RuleBasedStateMachine):
         )
 
     def teardown(self) -> None:
+        vars(plan)["new_sid"] = self.real_new_sid
         for store in self.stores:
             store.close()
         self.backend.delete(self.raw, self.prefix)
